@@ -1,0 +1,43 @@
+# campus-factory — the two commands a newcomer needs are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test unit lint typecheck bench clean venv
+
+venv: $(STAMP)
+
+# Create (or reuse) the project's virtualenv and install the package with its test extras.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+## demo: a dry-run plan for the bundled snapshot of idle job groups and the example config
+demo: $(STAMP)
+	$(BIN)/campus-factory --config examples/campus.toml factory run --once --dry-run \
+	    --demand-file examples/demand-snapshot.json
+
+## test: lint, type check and the whole suite (fixtures start the services they need)
+test: $(STAMP) lint typecheck
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## unit: only the tests that need no service
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+## bench: writes docs/benchmarks.md
+bench: $(STAMP)
+	$(BIN)/python -m campus_factory.cli.main bench all --write docs/benchmarks.md
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist src/*.egg-info

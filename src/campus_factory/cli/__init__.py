@@ -1,0 +1,1 @@
+"""The ``campus-factory`` command line (noun-verb)."""

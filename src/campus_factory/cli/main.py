@@ -1,0 +1,272 @@
+"""``campus-factory``: noun-verb commands over the factory.
+
+Exit codes: 0 success, 1 a failure the message explains, 2 a usage error. No traceback is
+shown unless ``-v`` is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import traceback
+from typing import Any
+
+import click
+
+from ..config import Config, load_config
+from ..errors import CampusFactoryError, ConfigError
+from ..ledger import Ledger, PilotState
+from ..planner.explain import explain_plan
+from .data import factory_status, pilot_rows, report_data, site_rows
+from .render import render_json, render_table
+
+__all__ = ["cli", "main"]
+
+DEFAULT_CONFIG = "/etc/campus-factory/campus.toml"
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CampusFactoryError as exc:
+            if ctx.obj and ctx.obj.get("verbose"):
+                traceback.print_exc()
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:
+            if ctx.obj and ctx.obj.get("verbose"):
+                traceback.print_exc()
+            click.echo(f"internal error: {type(exc).__name__}: {exc} (run with -v for details)", err=True)
+            ctx.exit(1)
+
+
+def _config(ctx: click.Context) -> Config:
+    obj = ctx.find_root().obj
+    if obj.get("config") is None:
+        obj["config"] = load_config(obj["config_path"])
+    cfg: Config = obj["config"]
+    return cfg
+
+
+def _ledger(ctx: click.Context, url: str | None = None) -> Ledger:
+    return Ledger.open(url or _config(ctx).factory.ledger_url)
+
+
+def _emit(data: Any, as_json: bool, columns: list[str] | None = None) -> None:
+    if as_json:
+        click.echo(render_json(data))
+    elif isinstance(data, list):
+        click.echo(render_table(data, columns))
+    else:
+        click.echo(render_json(data))
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    envvar="CAMPUS_FACTORY_CONFIG",
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    metavar="FILE",
+    help="The TOML config (also from $CAMPUS_FACTORY_CONFIG). See examples/campus.toml.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging and tracebacks on errors.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str, verbose: bool) -> None:
+    """Grow an HTCondor pool onto idle clusters and clouds, on demand.
+
+    campus-factory reads the pool's idle jobs, plans pilots (HTCondor startds started as batch
+    jobs or VMs) only where those jobs can run, and records every pilot in a ledger.
+
+    \b
+    First steps:
+      campus-factory -c campus.toml config check       validate a config
+      campus-factory -c campus.toml factory run --once --dry-run
+                                                       show what one cycle would do
+      campus-factory -c campus.toml factory run        run the loop
+    """
+    ctx.obj = {"config_path": config_path, "verbose": verbose, "config": None}
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not verbose:
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+# -- config -------------------------------------------------------------------------------
+@cli.group()
+def config() -> None:
+    """Validate and inspect the configuration."""
+
+
+@config.command("check")
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.pass_context
+def config_check(ctx: click.Context, file: str | None) -> None:
+    """Validate FILE (default: --config). Prints OK, or every problem with its key path."""
+    path = file or ctx.find_root().obj["config_path"]
+    try:
+        cfg = load_config(path)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        ctx.exit(1)
+    click.echo(f"OK: {path}: {len(cfg.sites)} site(s), factory {cfg.factory.name!r}")
+
+
+# -- site ---------------------------------------------------------------------------------
+@cli.group()
+def site() -> None:
+    """Sites: where pilots can be started."""
+
+
+@site.command("list")
+@json_option
+@click.pass_context
+def site_list(ctx: click.Context, as_json: bool) -> None:
+    """Configured sites, their slot and limits, and their live pilots."""
+    cfg = _config(ctx)
+    _emit(site_rows(cfg, _ledger(ctx)), as_json)
+
+
+# -- pilot --------------------------------------------------------------------------------
+@cli.group()
+def pilot() -> None:
+    """Pilots: the workers the factory started."""
+
+
+@pilot.command("list")
+@click.option("--site", "site_name", help="Only pilots of this site.")
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice([s.value for s in PilotState]),
+    help="Only pilots in this state (repeatable).",
+)
+@click.option("--all", "show_all", is_flag=True, help="Include ended pilots (default: live only).")
+@click.option("--limit", default=200, show_default=True, help="At most this many rows.")
+@json_option
+@click.pass_context
+def pilot_list(
+    ctx: click.Context,
+    site_name: str | None,
+    states: tuple[str, ...],
+    show_all: bool,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Pilots recorded in the ledger, newest first."""
+    from ..ledger import LIVE
+
+    cfg = _config(ctx)
+    wanted = [PilotState(s) for s in states] if states else (None if show_all else list(LIVE))
+    pilots = _ledger(ctx).pilots(factory=cfg.factory.name, site=site_name, states=wanted, limit=limit)
+    _emit(pilot_rows(pilots), as_json)
+
+
+# -- factory ------------------------------------------------------------------------------
+@cli.group()
+def factory() -> None:
+    """The loop: observe, plan, act, record."""
+
+
+@factory.command("status")
+@json_option
+@click.pass_context
+def factory_status_cmd(ctx: click.Context, as_json: bool) -> None:
+    """The last cycle and the pilots by state."""
+    data = factory_status(_config(ctx), _ledger(ctx))
+    if as_json:
+        click.echo(render_json(data))
+        return
+    for key, value in data.items():
+        click.echo(f"{key:16} {value if not isinstance(value, dict) else render_json(value)}")
+
+
+@factory.command("run")
+@click.option("--once", is_flag=True, help="Run one cycle and exit.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Plan from the demand and the ledger only: no site is contacted, nothing is written.",
+)
+@click.option(
+    "--demand-file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Read idle job groups from this JSON snapshot instead of the schedds.",
+)
+@click.option("--ledger", "ledger_url", metavar="URL", help="Override factory.ledger_url.")
+@json_option
+@click.pass_context
+def factory_run(
+    ctx: click.Context,
+    once: bool,
+    dry_run: bool,
+    demand_file: str | None,
+    ledger_url: str | None,
+    as_json: bool,
+) -> None:
+    """Run the factory: every cycle_interval, observe sites, plan, submit and cancel pilots."""
+    from ..factory import build_factory
+
+    cfg = _config(ctx)
+    fac = build_factory(cfg, ledger_url=ledger_url, demand_file=demand_file)
+
+    def show(report: Any) -> None:
+        if as_json:
+            click.echo(render_json(report_data(report)))
+            return
+        head = (
+            "dry run: nothing submitted or cancelled"
+            if report.dry_run
+            else (
+                f"submitted {report.submitted}, cancelled {report.cancelled}, "
+                f"adopted {report.adopted}, orphans cancelled {report.orphans_cancelled}"
+            )
+        )
+        click.echo(f"cycle at {report.started_at:.0f} ({report.duration_s:.2f} s): {head}")
+        if report.plan is not None:
+            click.echo(explain_plan(report.plan))
+        for err in report.errors:
+            click.echo(f"warning: {err}", err=True)
+
+    if once:
+        report = asyncio.run(fac.run_once(dry_run=dry_run))
+        show(report)
+        ctx.exit(1 if report.errors and not report.plan else 0)
+
+    async def forever() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await fac.run_forever(stop, dry_run=dry_run, on_cycle=show)
+
+    asyncio.run(forever())
+
+
+def main() -> None:
+    cli(
+        prog_name="campus-factory",
+        auto_envvar_prefix=None,
+        windows_expand_args=False,
+        standalone_mode=True,
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

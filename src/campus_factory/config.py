@@ -1,0 +1,264 @@
+"""The configuration tree: one TOML file, validated once, passed down.
+
+Every section is a frozen pydantic model with ``extra="forbid"``, so a misspelt key is an error
+that names its path. Nothing reads configuration from globals: :func:`load_config` returns a
+:class:`Config` and callers hand the pieces they need to the parts they build.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ConfigError
+
+__all__ = [
+    "BatchOptions",
+    "Config",
+    "FactoryOptions",
+    "PilotOptions",
+    "PoolOptions",
+    "SiteConfig",
+    "SiteLimits",
+    "SlotResources",
+    "TransportOptions",
+    "load_config",
+    "parse_config",
+    "parse_duration",
+]
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])", re.IGNORECASE)
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_NAME = r"^[A-Za-z][A-Za-z0-9_.-]{0,39}$"
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a number or a string such as ``"90s"``, ``"15m"``, ``"4h"``, ``"1h30m"``."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration, got a boolean")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        if re.fullmatch(r"\d+(\.\d+)?", text):
+            return float(text)
+        parts = _DURATION.findall(text)
+        if not parts or "".join(n + u for n, u in parts).lower() != text.lower():
+            raise ValueError(f"{value!r} is not a duration (use seconds, or e.g. '90s', '15m', '4h')")
+        return float(sum(float(n) * _UNIT[u.lower()] for n, u in parts))
+    raise ValueError(f"expected a duration, got {type(value).__name__}")
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PoolOptions(_Section):
+    """The HTCondor pool pilots join and whose idle jobs are the demand."""
+
+    collector: str = Field("127.0.0.1:9618", description="Address of the pool's collector.")
+    schedds: tuple[str, ...] = Field(
+        (),
+        description="Schedd names to read idle jobs from; empty means every schedd the collector knows.",
+    )
+    job_constraint: str = Field(
+        "true", description="Extra ClassAd constraint on idle jobs considered as demand."
+    )
+    query_timeout: Duration = Field(30.0, gt=0, description="Timeout of one collector or schedd query.")
+
+
+class FactoryOptions(_Section):
+    """The loop itself."""
+
+    name: str = Field(
+        "campus",
+        pattern=_NAME,
+        description="Tags every pilot this factory starts; factories sharing sites need different names.",
+    )
+    cycle_interval: Duration = Field(60.0, ge=1, description="Seconds between two cycles.")
+    ledger_url: str = Field(
+        "sqlite:///campus-factory.sqlite",
+        description="SQLAlchemy URL of the ledger (sqlite:///PATH or postgresql+psycopg://...).",
+    )
+    submission_grace: Duration = Field(
+        300.0,
+        ge=0,
+        description="A pilot recorded as requested but never seen at its site after this long is failed.",
+    )
+
+
+class PilotOptions(_Section):
+    """What a pilot runs once its batch job or VM starts."""
+
+    payload: Literal["command", "glidein"] = Field(
+        "command",
+        description="'command' runs `command` until told to leave (tests, smoke runs); "
+        "'glidein' starts an HTCondor startd that joins the pool.",
+    )
+    command: tuple[str, ...] = Field(
+        ("sleep", "infinity"), min_length=1, description="Argument list of the 'command' payload."
+    )
+
+
+class SlotResources(_Section):
+    """What one pilot at a site offers (its partitionable slot)."""
+
+    cpus: int = Field(1, ge=1, description="Cores per pilot.")
+    memory_mb: int = Field(2048, ge=1, description="Memory per pilot, in MB.")
+    disk_mb: int = Field(10240, ge=0, description="Scratch disk per pilot, in MB.")
+    gpus: int = Field(0, ge=0, description="GPUs per pilot.")
+
+
+class SiteLimits(_Section):
+    """Limits the planner never exceeds at a site."""
+
+    max_pilots: int = Field(10, ge=0, description="Pilots alive at once (requested, queued or running).")
+    max_queued: int = Field(5, ge=0, description="Pilots waiting in the site's queue at once.")
+    max_submit_per_cycle: int = Field(5, ge=0, description="Pilots submitted in one cycle.")
+
+    @model_validator(mode="after")
+    def _coherent(self) -> SiteLimits:
+        if self.max_queued > self.max_pilots:
+            raise ValueError("max_queued cannot exceed max_pilots")
+        return self
+
+
+class BatchOptions(_Section):
+    """Options of batch-scheduler sites (Slurm today)."""
+
+    partition: str | None = Field(None, description="Partition or queue pilots are submitted to.")
+    account: str | None = Field(None, description="Account charged for the pilots.")
+    qos: str | None = Field(None, description="Quality of service, e.g. a preemptable one.")
+    extra_directives: tuple[str, ...] = Field(
+        (), description="More scheduler options, one per entry, e.g. '--constraint=haswell'."
+    )
+    work_dir: str = Field(
+        "/tmp/campus-factory",
+        description="Absolute directory on the site for pilot logs; created when missing.",
+    )
+    command_timeout: Duration = Field(30.0, gt=0, description="Timeout of each scheduler command.")
+    accounting: Literal["auto", "sacct", "jobcomp", "none"] = Field(
+        "auto",
+        description="Where finished jobs are looked up: 'auto' tries sacct, then sacct -c (jobcomp).",
+    )
+    environment: dict[str, str] = Field(
+        default_factory=dict,
+        description="Environment for the scheduler's commands, e.g. SLURM_CONF for a second cluster.",
+    )
+    term_margin: Duration = Field(
+        300.0,
+        ge=0,
+        description="The pilot is asked to leave this long before its walltime ends.",
+    )
+
+    @model_validator(mode="after")
+    def _absolute(self) -> BatchOptions:
+        if not self.work_dir.startswith("/"):
+            raise ValueError("work_dir must be an absolute path")
+        return self
+
+
+class TransportOptions(_Section):
+    """How the site's commands are run."""
+
+    kind: Literal["local"] = Field("local", description="'local': on this host.")
+
+
+class SiteConfig(_Section):
+    """One place pilots can be started."""
+
+    name: str = Field(..., pattern=_NAME, description="Unique site name (letters, digits, _ . -).")
+    provider: Literal["slurm", "fake"] = Field(..., description="Kind of site: 'slurm' or 'fake'.")
+    enabled: bool = Field(True, description="A disabled site gets no new pilots.")
+    slot: SlotResources = Field(default_factory=SlotResources)
+    limits: SiteLimits = Field(default_factory=SiteLimits)
+    walltime: Duration = Field(4 * 3600.0, gt=0, description="Walltime requested for each pilot.")
+    idle_timeout: Duration = Field(
+        600.0, ge=0, description="A pilot idle for this long leaves (or is cancelled)."
+    )
+    batch: BatchOptions = Field(default_factory=BatchOptions)
+    transport: TransportOptions = Field(default_factory=TransportOptions)
+
+
+class Config(_Section):
+    """The whole configuration."""
+
+    pool: PoolOptions = Field(default_factory=PoolOptions)
+    factory: FactoryOptions = Field(default_factory=FactoryOptions)
+    pilot: PilotOptions = Field(default_factory=PilotOptions)
+    sites: tuple[SiteConfig, ...] = Field(default=(), description="The sites, in order of preference.")
+
+    @model_validator(mode="after")
+    def _unique_sites(self) -> Config:
+        seen: set[str] = set()
+        for site in self.sites:
+            if site.name in seen:
+                raise ValueError(f"site name {site.name!r} is used twice")
+            seen.add(site.name)
+        return self
+
+    def site(self, name: str) -> SiteConfig:
+        for site in self.sites:
+            if site.name == name:
+                return site
+        raise ConfigError(f"no site named {name!r} in the config")
+
+
+def _path(loc: tuple[int | str, ...], data: Any) -> str:
+    """A TOML-ish key path: ``sites[alpha].limits.max_pilots``."""
+    out: list[str] = []
+    node = data
+    for part in loc:
+        if isinstance(part, int):
+            name = None
+            if isinstance(node, list) and part < len(node) and isinstance(node[part], dict):
+                name = node[part].get("name")
+            out[-1] = f"{out[-1]}[{name if isinstance(name, str) else part}]" if out else f"[{part}]"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+        else:
+            out.append(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return ".".join(out) or "(top level)"
+
+
+def _reason(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown key (misspelt? see examples/campus.toml for every key)"
+    if error["type"] == "missing":
+        return "required key is missing"
+    msg = str(error["msg"])
+    return msg.removeprefix("Value error, ")
+
+
+def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
+    """Validate an already-parsed TOML document."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        problems = [(_path(tuple(e["loc"]), data), _reason(e)) for e in exc.errors()]
+        raise ConfigError(f"{source}: {len(problems)} problem(s) in the config", problems) from exc
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a TOML config file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{p}: no such config file (pass --config or set CAMPUS_FACTORY_CONFIG)") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read the config file: {exc}") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
+    return parse_config(data, str(p))

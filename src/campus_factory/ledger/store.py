@@ -1,0 +1,309 @@
+"""The ledger: every pilot the factory requested, and every state it went through.
+
+Callers get frozen :class:`PilotRecord` values, never ORM objects. Each transition updates the
+pilot and appends its history row in the same transaction, so the two never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..errors import LedgerError
+from ..providers.base import PilotRequest
+from .models import CycleRow, PilotRow, TransitionRow
+from .states import LIVE, PilotEvent, PilotState, next_state
+
+__all__ = ["CycleRecord", "Ledger", "PilotRecord", "TransitionRecord", "Update"]
+
+
+@dataclass(frozen=True)
+class PilotRecord:
+    pilot_id: str
+    factory: str
+    site: str
+    submission_id: str
+    array_index: int | None
+    job_id: str | None
+    state: PilotState
+    cpus: int
+    memory_mb: int
+    disk_mb: int
+    gpus: int
+    walltime_s: float
+    created_at: float
+    state_since: float
+    started_at: float | None
+    joined_at: float | None
+    ended_at: float | None
+    exit_code: int | None
+    reason: str
+
+    @classmethod
+    def of(cls, row: PilotRow) -> PilotRecord:
+        return cls(
+            **{k: getattr(row, k) for k in cls.__dataclass_fields__ if k != "state"},
+            state=PilotState(row.state),
+        )
+
+
+@dataclass(frozen=True)
+class TransitionRecord:
+    pilot_id: str
+    at: float
+    from_state: PilotState | None
+    to_state: PilotState
+    event: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class CycleRecord:
+    factory: str
+    started_at: float
+    duration_s: float
+    dry_run: bool
+    submitted: int
+    cancelled: int
+    errors: int
+    plan: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Update:
+    """One event to apply to one pilot."""
+
+    pilot_id: str
+    event: PilotEvent
+    detail: str = ""
+    job_id: str | None = None
+    exit_code: int | None = None
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+class Ledger:
+    """Access to the ledger database; open it with :meth:`open`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._session = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def open(cls, url: str, *, migrate: bool = True) -> Ledger:
+        """Connect and bring the schema up to date (Alembic migrations)."""
+        try:
+            if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+                path = Path(url.removeprefix("sqlite:///"))
+                path.parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url)
+            if engine.dialect.name == "sqlite":
+                event.listen(engine, "connect", _sqlite_pragmas)
+            ledger = cls(engine)
+            if migrate:
+                ledger.migrate()
+            return ledger
+        except (SQLAlchemyError, OSError) as exc:
+            raise LedgerError(f"cannot open the ledger at {url}: {exc}") from exc
+
+    def migrate(self) -> None:
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _tx(self) -> Session:
+        return self._session()
+
+    # -- writing ----------------------------------------------------------------------------
+    def record_requests(
+        self,
+        *,
+        factory: str,
+        site: str,
+        submission_id: str,
+        requests: Sequence[PilotRequest],
+        now: float,
+        detail: str = "",
+    ) -> None:
+        """Record pilots about to be submitted (state ``requested``), in one transaction."""
+        with self._tx() as s, s.begin():
+            for i, req in enumerate(requests):
+                s.add(
+                    PilotRow(
+                        pilot_id=req.pilot_id,
+                        factory=factory,
+                        site=site,
+                        submission_id=submission_id,
+                        array_index=i if len(requests) > 1 else None,
+                        job_id=None,
+                        state=PilotState.REQUESTED.value,
+                        cpus=req.cpus,
+                        memory_mb=req.memory_mb,
+                        disk_mb=req.disk_mb,
+                        gpus=req.gpus,
+                        walltime_s=req.walltime_s,
+                        created_at=now,
+                        state_since=now,
+                        reason="",
+                    )
+                )
+            s.flush()
+            for req in requests:
+                s.add(
+                    TransitionRow(
+                        pilot_id=req.pilot_id,
+                        at=now,
+                        from_state=None,
+                        to_state=PilotState.REQUESTED.value,
+                        event="request",
+                        detail=detail,
+                    )
+                )
+
+    def apply(self, updates: Iterable[Update], now: float) -> list[PilotRecord]:
+        """Apply events; every resulting transition (state change or new job id) is written
+        with its history row in one transaction. Returns the pilots that changed."""
+        changed: list[PilotRecord] = []
+        with self._tx() as s, s.begin():
+            for up in updates:
+                row = s.get(PilotRow, up.pilot_id)
+                if row is None:
+                    raise LedgerError(f"no pilot {up.pilot_id!r} in the ledger")
+                old = PilotState(row.state)
+                new = next_state(old, up.event)
+                new_job = up.job_id is not None and up.job_id != row.job_id
+                if new is old and not new_job:
+                    continue
+                if new_job:
+                    row.job_id = up.job_id
+                if new is not old:
+                    row.state = new.value
+                    row.state_since = now
+                    if new in (PilotState.RUNNING, PilotState.JOINED) and row.started_at is None:
+                        row.started_at = now
+                    if new is PilotState.JOINED and row.joined_at is None:
+                        row.joined_at = now
+                    if new not in LIVE:
+                        row.ended_at = now
+                        if up.exit_code is not None:
+                            row.exit_code = up.exit_code
+                    if up.detail:
+                        row.reason = up.detail
+                s.add(
+                    TransitionRow(
+                        pilot_id=row.pilot_id,
+                        at=now,
+                        from_state=old.value,
+                        to_state=new.value,
+                        event=up.event.value,
+                        detail=up.detail,
+                    )
+                )
+                s.flush()
+                changed.append(PilotRecord.of(row))
+        return changed
+
+    def record_cycle(self, cycle: CycleRecord) -> None:
+        with self._tx() as s, s.begin():
+            s.add(
+                CycleRow(
+                    factory=cycle.factory,
+                    started_at=cycle.started_at,
+                    duration_s=cycle.duration_s,
+                    dry_run=cycle.dry_run,
+                    submitted=cycle.submitted,
+                    cancelled=cycle.cancelled,
+                    errors=cycle.errors,
+                    plan_json=json.dumps(cycle.plan, sort_keys=True),
+                )
+            )
+
+    # -- reading ----------------------------------------------------------------------------
+    def pilots(
+        self,
+        *,
+        factory: str | None = None,
+        site: str | None = None,
+        states: Iterable[PilotState] | None = None,
+        limit: int | None = None,
+    ) -> list[PilotRecord]:
+        q = select(PilotRow).order_by(PilotRow.created_at.desc(), PilotRow.pilot_id)
+        if factory is not None:
+            q = q.where(PilotRow.factory == factory)
+        if site is not None:
+            q = q.where(PilotRow.site == site)
+        if states is not None:
+            q = q.where(PilotRow.state.in_([st.value for st in states]))
+        if limit is not None:
+            q = q.limit(limit)
+        with self._tx() as s:
+            return [PilotRecord.of(r) for r in s.scalars(q)]
+
+    def live_pilots(self, factory: str, site: str | None = None) -> list[PilotRecord]:
+        return self.pilots(factory=factory, site=site, states=LIVE)
+
+    def pilot(self, pilot_id: str) -> PilotRecord | None:
+        with self._tx() as s:
+            row = s.get(PilotRow, pilot_id)
+            return PilotRecord.of(row) if row else None
+
+    def transitions(self, pilot_id: str) -> list[TransitionRecord]:
+        q = select(TransitionRow).where(TransitionRow.pilot_id == pilot_id)
+        with self._tx() as s:
+            return [
+                TransitionRecord(
+                    r.pilot_id,
+                    r.at,
+                    PilotState(r.from_state) if r.from_state else None,
+                    PilotState(r.to_state),
+                    r.event,
+                    r.detail,
+                )
+                for r in s.scalars(q.order_by(TransitionRow.id))
+            ]
+
+    def counts(self, factory: str) -> dict[tuple[str, PilotState], int]:
+        q = (
+            select(PilotRow.site, PilotRow.state, func.count())
+            .where(PilotRow.factory == factory)
+            .group_by(PilotRow.site, PilotRow.state)
+        )
+        with self._tx() as s:
+            return {(site, PilotState(st)): n for site, st, n in s.execute(q)}
+
+    def last_cycle(self, factory: str) -> CycleRecord | None:
+        q = select(CycleRow).where(CycleRow.factory == factory).order_by(CycleRow.id.desc())
+        with self._tx() as s:
+            row = s.scalars(q.limit(1)).first()
+            if row is None:
+                return None
+            return CycleRecord(
+                row.factory,
+                row.started_at,
+                row.duration_s,
+                row.dry_run,
+                row.submitted,
+                row.cancelled,
+                row.errors,
+                json.loads(row.plan_json),
+            )
