@@ -9,7 +9,6 @@ import pytest
 
 from campus_factory.config import parse_config
 from campus_factory.demand import JobGroup, StaticDemand
-from campus_factory.errors import SubmitError
 from campus_factory.factory import Factory
 from campus_factory.ledger import Ledger, PilotState
 from campus_factory.providers.base import JobState, Submission
