@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml
 
 ## demo: a dry-run plan for the bundled snapshot of idle job groups and the example config
 demo: $(STAMP)
+	@mkdir -p .demo
 	$(BIN)/campus-factory --config examples/campus.toml factory run --once --dry-run \
-	    --demand-file examples/demand-snapshot.json
+	    --demand-file examples/demand-snapshot.json --ledger sqlite:///.demo/ledger.sqlite
 
 ## test: lint, type check and the whole suite (fixtures start the services they need)
 test: $(STAMP) lint typecheck

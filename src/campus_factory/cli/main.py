@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+import time
 import traceback
 from typing import Any
 
@@ -237,7 +238,8 @@ def factory_run(
                 f"adopted {report.adopted}, orphans cancelled {report.orphans_cancelled}"
             )
         )
-        click.echo(f"cycle at {report.started_at:.0f} ({report.duration_s:.2f} s): {head}")
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(report.started_at))
+        click.echo(f"cycle at {when} ({report.duration_s:.2f} s): {head}")
         if report.plan is not None:
             click.echo(explain_plan(report.plan))
         for err in report.errors:
