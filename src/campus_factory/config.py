@@ -25,6 +25,7 @@ __all__ = [
     "SiteConfig",
     "SiteLimits",
     "SlotResources",
+    "TokenOptions",
     "TransportOptions",
     "load_config",
     "parse_config",
@@ -96,6 +97,26 @@ class FactoryOptions(_Section):
     )
 
 
+class TokenOptions(_Section):
+    """How the factory mints each submission's IDTOKEN (run where the pool's signing key is)."""
+
+    identity: str = Field(
+        "pilot-{site}@campus-factory",
+        description="Identity in the token; {site} is replaced. The pool's ALLOW_ADVERTISE_STARTD must match it.",
+    )
+    queue_allowance: Duration = Field(
+        86400.0, ge=0, description="Token lifetime beyond the pilot walltime, to cover time waiting in the queue."
+    )
+    command: tuple[str, ...] = Field(
+        ("condor_token_create",), min_length=1, description="The minting command (argument list)."
+    )
+    key: str | None = Field(None, description="Signing key name (condor_token_create -key); default: the pool's.")
+    environment: dict[str, str] = Field(
+        default_factory=dict, description="Environment of the minting command, e.g. CONDOR_CONFIG of the pool."
+    )
+    timeout: Duration = Field(30.0, gt=0, description="Timeout of the minting command.")
+
+
 class PilotOptions(_Section):
     """What a pilot runs once its batch job or VM starts."""
 
@@ -107,6 +128,29 @@ class PilotOptions(_Section):
     command: tuple[str, ...] = Field(
         ("sleep", "infinity"), min_length=1, description="Argument list of the 'command' payload."
     )
+    condor_locations: tuple[str, ...] = Field(
+        ("/usr", "/opt/condor"),
+        description="Where a glidein looks for HTCondor on the worker (a prefix holding sbin/condor_master), "
+        "in order; a CVMFS path works too.",
+    )
+    tarball: str | None = Field(
+        None, description="HTCondor tarball (shared path or http(s) URL) unpacked to scratch when no location has it."
+    )
+    cvmfs_repositories: tuple[str, ...] = Field(
+        (), description="CVMFS repositories a glidein checks; HasCVMFS is True when all are readable."
+    )
+    ccb: bool = Field(False, description="Workers have no inbound connectivity: use the collector as CCB.")
+    update_interval: Duration = Field(60.0, ge=1, description="How often the glidein's startd updates the collector.")
+    retire_margin: Duration = Field(
+        600.0, ge=0, description="A glidein stops accepting jobs this long before its walltime ends."
+    )
+    scratch: str = Field(
+        "${TMPDIR:-/tmp}", description="Directory on the worker for the glidein's private files (shell syntax allowed)."
+    )
+    extra_config: dict[str, str] = Field(
+        default_factory=dict, description="More HTCondor configuration for glideins, knob = value."
+    )
+    token: TokenOptions = Field(default_factory=lambda: TokenOptions())
 
 
 class SlotResources(_Section):

@@ -342,11 +342,13 @@ def build_factory(
     """Open the ledger and build the demand source and one provider per site."""
     from .demand.fake import FileDemand
     from .demand.htcondor import HTCondorDemand
+    from .pilot.payload import GlideinBuilder
     from .providers import build_provider
     from .transport.executor import LocalExecutor
 
     ledger = Ledger.open(ledger_url or config.factory.ledger_url)
     demand: DemandSource = FileDemand(demand_file) if demand_file else HTCondorDemand(config.pool)
     run = executor or LocalExecutor()
-    providers = {s.name: build_provider(s, config.pilot, run, config.factory.name) for s in config.sites}
+    glidein = GlideinBuilder(config.pool, config.pilot, run, config.factory.name)
+    providers = {s.name: build_provider(s, config.pilot, run, config.factory.name, glidein) for s in config.sites}
     return Factory(config, ledger, demand, providers)

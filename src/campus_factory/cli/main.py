@@ -260,6 +260,11 @@ def factory_run(
     asyncio.run(forever())
 
 
+from .pool_cmd import condor_config  # noqa: E402
+
+cli.add_command(condor_config)
+
+
 def main() -> None:
     cli(
         prog_name="campus-factory",

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import NotSupportedError, UnsafeValueError
+from .glidein import GlideinSpec, glidein_payload
 
 __all__ = ["PilotScript", "check_directive", "render_batch_script"]
 
@@ -40,6 +41,7 @@ class PilotScript:
     environment: Mapping[str, str] = field(default_factory=dict)
     array_index_var: str = "SLURM_ARRAY_TASK_ID"
     array_base: int = 0
+    glidein: GlideinSpec | None = None
 
 
 def render_batch_script(spec: PilotScript) -> str:
@@ -80,10 +82,17 @@ def render_batch_script(spec: PilotScript) -> str:
         "}",
         "trap cf_leave TERM INT",
         'echo "campus-factory pilot $CAMPUS_FACTORY_PILOT_ID starting on $(hostname) at $(date -u +%FT%TZ)"',
-        " ".join(shlex.quote(a) for a in spec.command) + " &",
-        "cf_child=$!",
-        'wait "$cf_child"; cf_rc=$?',
-        'while kill -0 "$cf_child" 2>/dev/null; do wait "$cf_child"; cf_rc=$?; done',
+    ]
+    if spec.payload == "glidein" and spec.glidein is not None:
+        lines += glidein_payload(spec.glidein)
+    else:
+        lines += [
+            " ".join(shlex.quote(a) for a in spec.command) + " &",
+            "cf_child=$!",
+            'wait "$cf_child"; cf_rc=$?',
+            'while kill -0 "$cf_child" 2>/dev/null; do wait "$cf_child"; cf_rc=$?; done',
+        ]
+    lines += [
         'echo "campus-factory pilot $CAMPUS_FACTORY_PILOT_ID leaving (rc=$cf_rc, asked=$cf_leaving)"',
         'if [ "$cf_leaving" = 1 ]; then exit 0; fi',
         'exit "$cf_rc"',

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..config import PilotOptions, SiteConfig
+from ..pilot.payload import GlideinBuilder
 from ..transport.executor import Executor
 from .base import (
     CancelResult,
@@ -28,12 +29,22 @@ __all__ = [
 ]
 
 
-def build_provider(site: SiteConfig, pilot: PilotOptions, executor: Executor, factory_name: str) -> Provider:
-    """The provider for one site; nothing is contacted until the first call."""
+def build_provider(
+    site: SiteConfig,
+    pilot: PilotOptions,
+    executor: Executor,
+    factory_name: str,
+    glidein: GlideinBuilder | None = None,
+) -> Provider:
+    """The provider for one site; nothing is contacted until the first call.
+
+    ``glidein`` builds the glidein payload (token, pool address) for batch sites when
+    ``pilot.payload = "glidein"``.
+    """
     if site.provider == "slurm":
         from .slurm import SlurmProvider
 
-        return SlurmProvider(site, pilot, executor, factory_name)
+        return SlurmProvider(site, pilot, executor, factory_name, glidein)
     if site.provider == "fake":
         from .fake import FakeProvider
 

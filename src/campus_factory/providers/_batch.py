@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 from ..config import PilotOptions, SiteConfig
-from ..errors import CommandError, ProviderError, SubmitError
+from ..errors import CommandError, NotSupportedError, ProviderError, SubmitError
+from ..pilot.payload import GlideinBuilder
 from ..pilot.script import PilotScript, render_batch_script
 from ..transport.executor import CommandResult, Executor
 from .base import CancelResult, JobState, JobStatus, Observation, Submission, SubmittedPilot
@@ -37,12 +38,20 @@ class BatchProvider(ABC):
     #: native state -> JobState
     state_table: ClassVar[Mapping[str, JobState]]
 
-    def __init__(self, site: SiteConfig, pilot: PilotOptions, executor: Executor, factory_name: str) -> None:
+    def __init__(
+        self,
+        site: SiteConfig,
+        pilot: PilotOptions,
+        executor: Executor,
+        factory_name: str,
+        glidein: GlideinBuilder | None = None,
+    ) -> None:
         self.site = site.name
         self.config = site
         self.pilot = pilot
         self.executor = executor
         self.factory_name = factory_name
+        self.glidein = glidein
         self._work_dir_ready = False
 
     # -- declarations ---------------------------------------------------------------------
@@ -95,6 +104,13 @@ class BatchProvider(ABC):
     async def submit(self, submission: Submission) -> list[SubmittedPilot]:
         if not submission.pilots:
             return []
+        spec = None
+        if self.pilot.payload == "glidein":
+            if self.glidein is None:
+                raise NotSupportedError(
+                    f"{self.site}: glidein payload requested but no glidein builder was given"
+                )
+            spec = await self.glidein.spec(self.config, summary_dir=self.config.batch.work_dir)
         script = render_batch_script(
             PilotScript(
                 directive_prefix=self.directive_prefix,
@@ -109,6 +125,7 @@ class BatchProvider(ABC):
                 },
                 array_index_var=self.array_index_var,
                 array_base=self.array_base,
+                glidein=spec,
             )
         )
         try:

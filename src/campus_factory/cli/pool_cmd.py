@@ -1,0 +1,74 @@
+"""``campus-factory condor-config``: the configuration the pool needs for pilots and routes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..pilot.poolconfig import ROUTES, ce_route_config, central_manager_config, schedd_config
+
+__all__ = ["condor_config"]
+
+FILES = {
+    "central_manager": "60-campus-factory.conf",
+    "schedd": "61-campus-factory-routes.conf",
+    "ce": "60-campus-factory-ce-routes.conf",
+}
+
+
+@click.command("condor-config")
+@click.option(
+    "--output-dir", type=click.Path(file_okay=False), help="Write the files here instead of printing them."
+)
+@click.option(
+    "--strict", is_flag=True, help="Pilots are the pool's only startds: accept startd ads by IDTOKENS only."
+)
+@click.option(
+    "--flock-from", multiple=True, metavar="HOST", help="Schedd host of another pool flocking here (repeat)."
+)
+@click.option("--flock-to", is_flag=True, help="Make the schedds flock idle jobs to pool.collector.")
+@click.option(
+    "--default-route",
+    type=click.Choice(list(ROUTES)),
+    default="transparent",
+    show_default=True,
+    help="Route of jobs that do not set +CampusFactoryRoute.",
+)
+@click.pass_context
+def condor_config(
+    ctx: click.Context,
+    output_dir: str | None,
+    strict: bool,
+    flock_from: tuple[str, ...],
+    flock_to: bool,
+    default_route: str,
+) -> None:
+    """Write the HTCondor configuration the pool needs.
+
+    \b
+    60-campus-factory.conf           central manager: pilot security, offline-ad rank, flocking in
+    61-campus-factory-routes.conf    schedds: routes (cloud-only / no-cloud) and flocking out
+    60-campus-factory-ce-routes.conf HTCondor-CE JobRouter routes doing the same
+
+    Install each where its header says, then run condor_reconfig.
+    """
+    from .main import _config
+
+    cfg = _config(ctx)
+    texts = {
+        "central_manager": central_manager_config(cfg, strict=strict, flock_from=flock_from),
+        "schedd": schedd_config(cfg, flock_to=flock_to, default_route=default_route),
+        "ce": ce_route_config(cfg),
+    }
+    if output_dir is None:
+        for key, text in texts.items():
+            click.echo(f"### {FILES[key]}")
+            click.echo(text)
+        return
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for key, text in texts.items():
+        (out / FILES[key]).write_text(text)
+        click.echo(f"wrote {out / FILES[key]}")
+    click.echo("Install the files as their headers say, then run condor_reconfig on each host.")
