@@ -71,9 +71,7 @@ class PoolOptions(_Section):
         (),
         description="Schedd names to read idle jobs from; empty means every schedd the collector knows.",
     )
-    job_constraint: str = Field(
-        "true", description="Extra ClassAd constraint on idle jobs considered as demand."
-    )
+    job_constraint: str = Field("true", description="Extra ClassAd constraint on idle jobs considered as demand.")
     query_timeout: Duration = Field(30.0, gt=0, description="Timeout of one collector or schedd query.")
 
 
@@ -221,14 +219,14 @@ class SiteConfig(_Section):
     """One place pilots can be started."""
 
     name: str = Field(..., pattern=_NAME, description="Unique site name (letters, digits, _ . -).")
-    provider: Literal["slurm", "fake"] = Field(..., description="Kind of site: 'slurm' or 'fake'.")
+    provider: Literal["slurm", "fake", "local"] = Field(
+        ..., description="Kind of site: slurm, local (processes on this host), fake (in memory, tests)."
+    )
     enabled: bool = Field(True, description="A disabled site gets no new pilots.")
     slot: SlotResources = Field(default_factory=SlotResources)
     limits: SiteLimits = Field(default_factory=SiteLimits)
     walltime: Duration = Field(4 * 3600.0, gt=0, description="Walltime requested for each pilot.")
-    idle_timeout: Duration = Field(
-        600.0, ge=0, description="A pilot idle for this long leaves (or is cancelled)."
-    )
+    idle_timeout: Duration = Field(600.0, ge=0, description="A pilot idle for this long leaves (or is cancelled).")
     batch: BatchOptions = Field(default_factory=BatchOptions)
     transport: TransportOptions = Field(default_factory=TransportOptions)
 

@@ -45,6 +45,10 @@ def build_provider(
         from .slurm import SlurmProvider
 
         return SlurmProvider(site, pilot, executor, factory_name, glidein)
+    if site.provider == "local":
+        from .local import LocalProvider
+
+        return LocalProvider(site, pilot, factory_name, glidein)
     if site.provider == "fake":
         from .fake import FakeProvider
 

@@ -1,0 +1,201 @@
+"""Pilots as processes on this host: for a small site, and for tests.
+
+Each pilot runs the same script a batch site would get, detached in its own session, with its
+output in ``batch.work_dir``. A state file per pilot (``.cf-local/<job>.json``: tag, index, pid
+and the process start time, so a reused pid is never mistaken for the pilot) lets a restarted
+factory find its pilots again; the wrapper writes the exit status beside it. There is no queue:
+a pilot is RUNNING from its start, and ``max_pilots`` is the only limit that matters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..config import PilotOptions, SiteConfig
+from ..errors import NotSupportedError, SubmitError
+from ..pilot.payload import GlideinBuilder
+from ..pilot.script import PilotScript, render_batch_script
+from .base import CancelResult, JobState, JobStatus, Observation, Submission, SubmittedPilot
+
+__all__ = ["LocalProvider"]
+
+# A constant wrapper: the script and the status file arrive as positional arguments. It passes
+# a TERM on to the pilot script (which traps it to leave cleanly) and records its exit status.
+_WRAPPER = (
+    "trap 'kill -TERM \"$c\" 2>/dev/null' TERM; "
+    'bash "$0" & c=$!; r=0; '
+    'while kill -0 "$c" 2>/dev/null; do wait "$c"; r=$?; done; '
+    'echo "$r" > "$1.tmp" && mv "$1.tmp" "$1"'
+)
+
+
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of a process (field 22 of /proc/PID/stat), None when gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    if len(fields) < 20 or fields[0] == "Z":
+        return None
+    return fields[19]
+
+
+class LocalProvider:
+    """Starts pilots as local processes."""
+
+    def __init__(
+        self,
+        site: SiteConfig,
+        pilot: PilotOptions,
+        factory_name: str,
+        glidein: GlideinBuilder | None = None,
+    ) -> None:
+        self.site = site.name
+        self.config = site
+        self.pilot = pilot
+        self.factory_name = factory_name
+        self.glidein = glidein
+        self.work_dir = Path(site.batch.work_dir)
+        self.state_dir = self.work_dir / ".cf-local"
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+
+    def _state(self, job_id: str) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = json.loads((self.state_dir / f"{job_id}.json").read_text())
+            return data
+        except (OSError, ValueError):
+            return None
+
+    async def submit(self, submission: Submission) -> list[SubmittedPilot]:
+        spec = None
+        if self.pilot.payload == "glidein":
+            if self.glidein is None:
+                raise NotSupportedError(f"{self.site}: glidein payload requested but no glidein builder was given")
+            spec = await self.glidein.spec(self.config, summary_dir=str(self.work_dir))
+        script = render_batch_script(
+            PilotScript(
+                directive_prefix="#",
+                directives=[],
+                pilot_ids=[p.pilot_id for p in submission.pilots],
+                payload=self.pilot.payload,
+                command=self.pilot.command,
+                environment={
+                    "CAMPUS_FACTORY_SITE": self.site,
+                    "CAMPUS_FACTORY_NAME": self.factory_name,
+                    "CAMPUS_FACTORY_SUBMISSION": submission.submission_id,
+                },
+                array_index_var="CF_LOCAL_INDEX",
+                glidein=spec,
+            )
+        )
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            script_path = self.state_dir / f"{submission.tag}.sh"
+            script_path.write_text(script)
+            script_path.chmod(0o700)
+        except OSError as exc:
+            raise SubmitError(f"{self.site}: cannot write the pilot script: {exc}", site=self.site) from exc
+        out = []
+        for index, req in enumerate(submission.pilots):
+            log_path = self.work_dir / f"{submission.tag}-{index}.out"
+            env = {**os.environ, **self.config.batch.environment, "CF_LOCAL_INDEX": str(index)}
+            job_id = f"{submission.submission_id}-{index}"
+            status_path = self.state_dir / f"{job_id}.rc"
+            try:
+                with open(log_path, "ab") as log:
+                    child = subprocess.Popen(
+                        ["bash", "-c", _WRAPPER, str(script_path), str(status_path)],
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        env=env,
+                        start_new_session=True,
+                    )
+            except OSError as exc:
+                raise SubmitError(f"{self.site}: cannot start a pilot: {exc}", site=self.site) from exc
+            self._children[child.pid] = child
+            state = {
+                "tag": submission.tag,
+                "index": index if len(submission.pilots) > 1 else None,
+                "pilot_id": req.pilot_id,
+                "pid": child.pid,
+                "start": _start_time(child.pid),
+            }
+            (self.state_dir / f"{job_id}.json").write_text(json.dumps(state))
+            out.append(SubmittedPilot(req.pilot_id, job_id))
+        return out
+
+    def _status(self, job_id: str, state: dict[str, Any]) -> JobStatus:
+        for pid, child in list(self._children.items()):
+            if child.poll() is not None:
+                del self._children[pid]
+        rc_path = self.state_dir / f"{job_id}.rc"
+        tag, index = str(state.get("tag", "")), state.get("index")
+        if rc_path.exists():
+            text = rc_path.read_text().strip()
+            rc = int(text) if text.lstrip("-").isdigit() else None
+            cancelled = (self.state_dir / f"{job_id}.cancelled").exists()
+            st = JobState.CANCELLED if cancelled else JobState.COMPLETED if rc == 0 else JobState.FAILED
+            return JobStatus(job_id, st, native_state=f"exit {rc}", tag=tag, array_index=index, exit_code=rc)
+        pid = int(state.get("pid", 0))
+        if pid and _start_time(pid) == state.get("start"):
+            return JobStatus(job_id, JobState.RUNNING, native_state="running", tag=tag, array_index=index)
+        if (self.state_dir / f"{job_id}.cancelled").exists():
+            return JobStatus(job_id, JobState.CANCELLED, native_state="killed", tag=tag, array_index=index)
+        return JobStatus(
+            job_id,
+            JobState.FAILED,
+            native_state="vanished",
+            tag=tag,
+            array_index=index,
+            reason="process gone without an exit status",
+        )
+
+    async def observe(self, job_ids: Sequence[str], tag_prefix: str) -> Observation:
+        statuses: dict[str, JobStatus] = {}
+        tagged: list[JobStatus] = []
+        files = sorted(self.state_dir.glob("*.json")) if self.state_dir.exists() else []
+        known = {}
+        for f in files:
+            with contextlib.suppress(OSError, ValueError):
+                known[f.stem] = json.loads(f.read_text())
+        for job_id in job_ids:
+            state = known.get(job_id)
+            statuses[job_id] = (
+                self._status(job_id, state) if state else JobStatus(job_id, JobState.GONE, reason="no state file")
+            )
+        for job_id, state in known.items():
+            if str(state.get("tag", "")).startswith(tag_prefix):
+                tagged.append(self._status(job_id, state))
+        return Observation(statuses=statuses, tagged=tagged)
+
+    async def cancel(self, job_ids: Sequence[str], *, graceful: bool = True) -> list[CancelResult]:
+        out = []
+        for job_id in job_ids:
+            state = self._state(job_id)
+            pid = int(state.get("pid", 0)) if state else 0
+            if not state or not pid or _start_time(pid) != state.get("start"):
+                out.append(CancelResult(job_id, True, "not running"))
+                continue
+            try:
+                if graceful:
+                    os.kill(pid, signal.SIGTERM)
+                else:
+                    (self.state_dir / f"{job_id}.cancelled").touch()
+                    os.killpg(pid, signal.SIGKILL)
+                out.append(CancelResult(job_id, True))
+            except ProcessLookupError:
+                out.append(CancelResult(job_id, True, "already gone"))
+            except OSError as exc:
+                out.append(CancelResult(job_id, False, str(exc)))
+        await asyncio.sleep(0)
+        return out
