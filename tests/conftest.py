@@ -90,9 +90,7 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmClu
         yield cluster
     finally:
         # end every job first: slurmstepd outlives its slurmd, and pilots sleep forever
-        subprocess.run(
-            ["scancel", "--me"], env={**os.environ, **cluster.env}, capture_output=True, timeout=30
-        )
+        subprocess.run(["scancel", "--me"], env={**os.environ, **cluster.env}, capture_output=True, timeout=30)
         for _ in range(40):
             if not cluster.squeue():
                 break
@@ -127,3 +125,150 @@ def free_port_range(n: int, lo: int = 20000, hi: int = 40000) -> int:
 
 def have(binary: str) -> bool:
     return shutil.which(binary) is not None
+
+
+# -- HTCondor: a personal pool from binaries on PATH or $CAMPUS_FACTORY_CONDOR_PREFIX ---------------
+
+
+def condor_prefix() -> Path | None:
+    """Where HTCondor is installed (a prefix with sbin/condor_master), or None."""
+    candidates = [os.environ.get("CAMPUS_FACTORY_CONDOR_PREFIX", "")]
+    master = shutil.which("condor_master")
+    if master:
+        candidates.append(str(Path(master).resolve().parent.parent))
+    candidates.append("/opt/condor")
+    for c in candidates:
+        if c and (Path(c) / "sbin" / "condor_master").exists():
+            return Path(c)
+    return None
+
+
+@dataclass(frozen=True)
+class CondorPool:
+    prefix: Path
+    local_dir: Path
+    config_file: Path
+    collector: str
+    submit_dir: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        path = f"{self.prefix}/bin:{self.prefix}/sbin:{os.environ.get('PATH', '')}"
+        return {"CONDOR_CONFIG": str(self.config_file), "PATH": path}
+
+    def run(self, *argv: str, check: bool = True, timeout: float = 60, user: str | None = None) -> str:
+        cmd = list(argv)
+        if user:
+            env_args = [f"{k}={v}" for k, v in self.env.items()]
+            cmd = ["runuser", "-u", user, "--", "env", *env_args, *cmd]
+        proc = subprocess.run(
+            cmd,
+            env={**os.environ, **self.env},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.submit_dir,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{argv} exited {proc.returncode}: {proc.stdout}\n{proc.stderr}")
+        return proc.stdout
+
+    def token(self, identity: str, *authz: str, lifetime: int = 3600) -> str:
+        args = ["condor_token_create", "-identity", identity, "-lifetime", str(lifetime)]
+        for a in authz:
+            args += ["-authz", a]
+        return self.run(*args).strip()
+
+
+POOL_CONFIG = """
+RELEASE_DIR = {prefix}
+LOCAL_DIR = {local}
+LOG = $(LOCAL_DIR)/log
+SPOOL = $(LOCAL_DIR)/spool
+EXECUTE = $(LOCAL_DIR)/execute
+LOCK = $(LOCAL_DIR)/lock
+RUN = $(LOCAL_DIR)/run
+SEC_PASSWORD_DIRECTORY = $(LOCAL_DIR)/passwords.d
+SEC_TOKEN_SYSTEM_DIRECTORY = $(LOCAL_DIR)/tokens.d
+CONDOR_HOST = 127.0.0.1
+COLLECTOR_HOST = 127.0.0.1:{port}
+NETWORK_INTERFACE = 127.0.0.1
+USE_SHARED_PORT = False
+CONDOR_IDS = 0.0
+DAEMON_LIST = MASTER COLLECTOR NEGOTIATOR SCHEDD
+TRUST_DOMAIN = localhost
+UID_DOMAIN = localhost
+SEC_DEFAULT_AUTHENTICATION_METHODS = FS, IDTOKENS
+SEC_CLIENT_AUTHENTICATION_METHODS = FS, IDTOKENS
+ALLOW_READ = *
+ALLOW_WRITE = *@localhost
+ALLOW_DAEMON = root@localhost, condor@family
+ALLOW_NEGOTIATOR = root@localhost, condor@family
+ALLOW_ADMINISTRATOR = root@localhost
+NEGOTIATOR_INTERVAL = 2
+NEGOTIATOR_CYCLE_DELAY = 1
+NEGOTIATOR_MIN_INTERVAL = 1
+SCHEDD_INTERVAL = 2
+SCHEDD_MIN_INTERVAL = 1
+CLASSAD_LIFETIME = 60
+BASE_CGROUP =
+USE_PID_NAMESPACES = False
+"""
+
+
+@pytest.fixture(scope="session")
+def condor_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CondorPool]:
+    """A personal pool (collector, negotiator, schedd; no startd: pilots are the startds)."""
+    prefix = condor_prefix()
+    if prefix is None:
+        pytest.skip("no HTCondor binaries (condor_master on PATH, $CAMPUS_FACTORY_CONDOR_PREFIX or /opt/condor)")
+    if os.geteuid() != 0:
+        service_unavailable("HTCondor personal pool", "the tests start it as root")
+    base = tmp_path_factory.mktemp("condor")
+    base.chmod(0o755)
+    local = base / "local"
+    for d in ("log", "spool", "execute", "lock", "run", "passwords.d", "tokens.d"):
+        (local / d).mkdir(parents=True, exist_ok=True)
+    submit_dir = base / "submit"
+    submit_dir.mkdir()
+    submit_dir.chmod(0o1777)
+    port = free_port_range(1)
+    config_file = base / "condor_config"
+    config_file.write_text(POOL_CONFIG.format(prefix=prefix, local=local, port=port))
+    pool = CondorPool(prefix, local, config_file, f"127.0.0.1:{port}", submit_dir)
+    extra = os.environ.get("CF_TEST_POOL_EXTRA_CONFIG")
+    if extra:
+        with config_file.open("a") as fh:
+            fh.write(Path(extra).read_text())
+    master = subprocess.Popen(
+        [str(prefix / "sbin" / "condor_master"), "-f"],
+        env={**os.environ, **pool.env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            out = subprocess.run(
+                ["condor_status", "-schedd", "-af", "Name"],
+                env={**os.environ, **pool.env},
+                capture_output=True,
+                text=True,
+                timeout=20,
+            )
+            if out.returncode == 0 and out.stdout.strip():
+                break
+            time.sleep(0.5)
+        else:
+            service_unavailable("HTCondor personal pool", (local / "log" / "MasterLog").read_text()[-3000:])
+        yield pool
+    finally:
+        subprocess.run(
+            ["condor_off", "-master", "-fast"], env={**os.environ, **pool.env}, capture_output=True, timeout=30
+        )
+        try:
+            master.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(master.pid, 9)
+            master.wait()

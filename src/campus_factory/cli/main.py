@@ -127,6 +127,15 @@ def config_check(ctx: click.Context, file: str | None) -> None:
     click.echo(f"OK: {path}: {len(cfg.sites)} site(s), factory {cfg.factory.name!r}")
 
 
+@config.command("schema")
+@click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True)
+def config_schema(fmt: str) -> None:
+    """Print the config reference (Markdown) or its JSON schema, generated from the code."""
+    from .schema_doc import config_json_schema, config_markdown
+
+    click.echo(config_markdown() if fmt == "markdown" else config_json_schema(), nl=False)
+
+
 # -- site ---------------------------------------------------------------------------------
 @cli.group()
 def site() -> None:
