@@ -20,6 +20,7 @@ __all__ = [
     "BatchOptions",
     "Config",
     "FactoryOptions",
+    "IsolationOptions",
     "PilotOptions",
     "PoolOptions",
     "SiteConfig",
@@ -73,6 +74,18 @@ class PoolOptions(_Section):
     )
     job_constraint: str = Field("true", description="Extra ClassAd constraint on idle jobs considered as demand.")
     query_timeout: Duration = Field(30.0, gt=0, description="Timeout of one collector or schedd query.")
+    offline_ads: bool = Field(
+        False,
+        description="Publish each site's slot ad into the collector as an offline startd ad and use the "
+        "negotiator's matches of it (MachineLastMatchTime) as a demand signal; the pool config must rank "
+        "offline ads last (NEGOTIATOR_PRE_JOB_RANK).",
+    )
+    offline_ad_lifetime: Duration = Field(
+        3600.0, ge=60, description="ClassAdLifetime of published offline ads; they are re-advertised every cycle."
+    )
+    offline_match_window: Duration = Field(
+        300.0, gt=0, description="A negotiator match of an offline ad counts as demand for this long."
+    )
 
 
 class FactoryOptions(_Section):
@@ -158,6 +171,45 @@ class SlotResources(_Section):
     memory_mb: int = Field(2048, ge=1, description="Memory per pilot, in MB.")
     disk_mb: int = Field(10240, ge=0, description="Scratch disk per pilot, in MB.")
     gpus: int = Field(0, ge=0, description="GPUs per pilot.")
+    attributes: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="Custom ClassAd attributes of the pilots' slot ad, as literals (a TOML string is a "
+        "ClassAd string), e.g. HasCVMFS = true, OpSysAndVer = 'AlmaLinux9'.",
+    )
+    expressions: dict[str, str] = Field(
+        default_factory=dict,
+        description="Custom slot ad attributes given as ClassAd expressions, e.g. IsGood = 'Memory > 4000'.",
+    )
+    start: str = Field(
+        "true",
+        description="The pilots' START expression (job as TARGET); allowed owners/groups are ANDed to it.",
+    )
+    learn: bool = Field(
+        True,
+        description="Refine the slot ad from the latest real pilot ad of the site (memory, HasCVMFS, ...).",
+    )
+    learn_attributes: tuple[str, ...] = Field(
+        (),
+        description="More attributes to take from real pilot ads, beyond the built-in stable facts, Has* "
+        "attributes and the declared attributes.",
+    )
+    pinned: tuple[str, ...] = Field(
+        (), description="Declared attributes that learned pilot ads never override (e.g. 'Memory')."
+    )
+
+    @model_validator(mode="after")
+    def _classad(self) -> SlotResources:
+        from .classads import ClassAdError, check_expression, is_identifier
+
+        for name in (*self.attributes, *self.expressions):
+            if not is_identifier(name):
+                raise ValueError(f"{name!r} is not a ClassAd attribute name")
+        try:
+            for text in (self.start, *self.expressions.values()):
+                check_expression(text)
+        except ClassAdError as exc:
+            raise ValueError(str(exc)) from None
+        return self
 
 
 class SiteLimits(_Section):
@@ -166,11 +218,19 @@ class SiteLimits(_Section):
     max_pilots: int = Field(10, ge=0, description="Pilots alive at once (requested, queued or running).")
     max_queued: int = Field(5, ge=0, description="Pilots waiting in the site's queue at once.")
     max_submit_per_cycle: int = Field(5, ge=0, description="Pilots submitted in one cycle.")
+    floor: int = Field(0, ge=0, description="Keep at least this many pilots here, even with no demand.")
+    ceiling: int | None = Field(
+        None,
+        ge=0,
+        description="Keep at most this many pilots here; pilots above it are cancelled. Unset: max_pilots.",
+    )
 
     @model_validator(mode="after")
     def _coherent(self) -> SiteLimits:
         if self.max_queued > self.max_pilots:
             raise ValueError("max_queued cannot exceed max_pilots")
+        if self.floor > min(self.max_pilots, self.ceiling if self.ceiling is not None else self.max_pilots):
+            raise ValueError("floor cannot exceed max_pilots nor ceiling")
         return self
 
 
@@ -209,6 +269,27 @@ class BatchOptions(_Section):
         return self
 
 
+class IsolationOptions(_Section):
+    """When a site's pilots fail, back off from it (other sites are unaffected)."""
+
+    backoff_after: int = Field(2, ge=1, description="Consecutive failed pilots before the site backs off.")
+    backoff_base: Duration = Field(60.0, gt=0, description="First backoff; it doubles with each further failure.")
+    backoff_max: Duration = Field(3600.0, gt=0, description="Longest backoff.")
+    early_death: Duration = Field(
+        300.0, ge=0, description="A pilot that fails within this long of starting counts as a failure."
+    )
+    join_timeout: Duration = Field(
+        600.0,
+        gt=0,
+        description="A running pilot whose startd has not joined the pool after this long is a black-hole "
+        "symptom (checked only when the pool is observed).",
+    )
+    black_hole_after: int = Field(
+        3, ge=1, description="This many started pilots in a row that never joined flag the site as a black hole."
+    )
+    window: Duration = Field(6 * 3600.0, gt=0, description="Only pilots created this recently are considered.")
+
+
 class TransportOptions(_Section):
     """How the site's commands are run."""
 
@@ -229,6 +310,28 @@ class SiteConfig(_Section):
     idle_timeout: Duration = Field(600.0, ge=0, description="A pilot idle for this long leaves (or is cancelled).")
     batch: BatchOptions = Field(default_factory=BatchOptions)
     transport: TransportOptions = Field(default_factory=TransportOptions)
+    rank: float = Field(
+        0.0, description="Preference: a job group matching several sites goes to the highest rank first."
+    )
+    cost_per_core_hour: float = Field(
+        0.0, ge=0, description="Cost of one core-hour here; among equal ranks, cheaper sites are preferred."
+    )
+    allowed_owners: tuple[str, ...] = Field(
+        (), description="Only these users' jobs may run on the pilots (added to START); empty: anyone."
+    )
+    allowed_groups: tuple[str, ...] = Field(
+        (), description="Accounting groups (AcctGroup) whose jobs may run here, besides allowed_owners."
+    )
+    preemptable: bool = Field(
+        False, description="The site may preempt pilots; advertised as CampusFactoryPreemptable in the slot ad."
+    )
+    job_runtime: Duration = Field(
+        1800.0,
+        ge=0,
+        description="Runtime assumed for jobs that declare none (MaxWallTimeMins, AllowedExecuteDuration): "
+        "a running pilot with less lifetime left is not capacity for them.",
+    )
+    isolation: IsolationOptions = Field(default_factory=IsolationOptions)
 
 
 class Config(_Section):

@@ -185,18 +185,12 @@ class Factory:
             for graceful in (True, False):
                 chosen = [c for c in sp.cancel if c.graceful is graceful]
                 jobs = {
-                    pilots[c.pilot_id].job_id: c
-                    for c in chosen
-                    if c.pilot_id in pilots and pilots[c.pilot_id].job_id
+                    pilots[c.pilot_id].job_id: c for c in chosen if c.pilot_id in pilots and pilots[c.pilot_id].job_id
                 }
                 if not jobs:
                     continue
                 results = await provider.cancel([j for j in jobs if j], graceful=graceful)
-                ok = [
-                    Update(jobs[r.job_id].pilot_id, PilotEvent.LEAVE, jobs[r.job_id].reason)
-                    for r in results
-                    if r.ok
-                ]
+                ok = [Update(jobs[r.job_id].pilot_id, PilotEvent.LEAVE, jobs[r.job_id].reason) for r in results if r.ok]
                 self.ledger.apply(ok, self.clock())
                 report.cancelled += len(ok)
         if sp.submit > 0:
@@ -246,14 +240,9 @@ class Factory:
 
     # -- the cycle --------------------------------------------------------------------------
     def _views(self, live: Sequence[PilotRecord]) -> list[PilotView]:
-        return [
-            PilotView(p.pilot_id, p.site, p.state.value, p.state_since, None, p.job_id is not None)
-            for p in live
-        ]
+        return [PilotView(p.pilot_id, p.site, p.state.value, p.state_since, None, p.job_id is not None) for p in live]
 
-    async def run_once(
-        self, *, dry_run: bool = False, demand: Sequence[JobGroup] | None = None
-    ) -> CycleReport:
+    async def run_once(self, *, dry_run: bool = False, demand: Sequence[JobGroup] | None = None) -> CycleReport:
         started = time.monotonic()
         report = CycleReport(started_at=self.clock(), dry_run=dry_run)
         sites = self.config.sites

@@ -179,7 +179,7 @@ def test_several_problems_are_all_reported() -> None:
 
 
 def test_site_config_can_be_built_directly() -> None:
-    site = SiteConfig(name="s1", provider="slurm", walltime="2h")  # type: ignore[arg-type]
+    site = SiteConfig(name="s1", provider="slurm", walltime="2h")
     assert site.walltime == 7200
 
 

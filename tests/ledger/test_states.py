@@ -24,9 +24,9 @@ FINISH = {E.COMPLETED: S.ENDED, E.FAILED: S.FAILED, E.CANCELLED: S.CANCELLED, E.
 
 
 def test_live_and_terminal_partition_the_states() -> None:
-    assert TERMINAL == {S.ENDED, S.FAILED, S.CANCELLED, S.LOST}
-    assert LIVE == {S.REQUESTED, S.QUEUED, S.RUNNING, S.JOINED, S.RETIRING}
-    assert LIVE | TERMINAL == set(S)
+    assert {S.ENDED, S.FAILED, S.CANCELLED, S.LOST} == TERMINAL
+    assert {S.REQUESTED, S.QUEUED, S.RUNNING, S.JOINED, S.RETIRING} == LIVE
+    assert set(S) == LIVE | TERMINAL
     assert not LIVE & TERMINAL
 
 

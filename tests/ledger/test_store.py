@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, text
-from sqlalchemy.exc import IntegrityError
 
 from campus_factory.errors import InvalidTransition, LedgerError
 from campus_factory.ledger import (
@@ -34,9 +33,7 @@ def ledger(tmp_path: Path) -> Iterator[Ledger]:
 
 
 def seed(ledger: Ledger, *ids: str, site: str = "alpha", factory: str = "campus", now: float = 100.0) -> None:
-    ledger.record_requests(
-        factory=factory, site=site, submission_id="sub1", requests=[req(i) for i in ids], now=now
-    )
+    ledger.record_requests(factory=factory, site=site, submission_id="sub1", requests=[req(i) for i in ids], now=now)
 
 
 def row_count(ledger: Ledger, table: str) -> int:
@@ -125,7 +122,7 @@ def test_single_request_has_no_array_index(ledger: Ledger) -> None:
 
 def test_duplicate_request_rolls_back(ledger: Ledger) -> None:
     seed(ledger, "p1")
-    with pytest.raises(IntegrityError):
+    with pytest.raises(LedgerError, match="cannot record submission"):
         seed(ledger, "p2", "p1")
     assert ledger.pilot("p2") is None
     assert row_count(ledger, "transitions") == 1

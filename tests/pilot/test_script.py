@@ -48,9 +48,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", **extra}
 
 
-def run_script(
-    tmp_path: Path, text: str, env: Mapping[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
+def run_script(tmp_path: Path, text: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "pilot.sh"
     path.write_text(text, encoding="utf-8")
     return subprocess.run(
@@ -140,11 +138,9 @@ def test_hostile_environment_values_are_exported_literally(tmp_path: Path, templ
     assert payload_output(result.stdout) == hostile + "\n"
 
 
-@pytest.mark.parametrize("template", HOSTILE)
+@pytest.mark.parametrize("template", [h for h in HOSTILE if "\n" not in h])
 def test_hostile_directives_without_line_breaks_stay_comments(tmp_path: Path, template: str) -> None:
     hostile = template.format(tmp=tmp_path)
-    if "\n" in hostile:
-        pytest.skip("line breaks are rejected, see test_unsafe_directives")
     text = render_batch_script(spec(directives=[f"--comment={hostile}"], command=["echo", "ok"]))
     result = run_script(tmp_path, text)
     assert result.returncode == 0, result.stderr
@@ -223,9 +219,7 @@ ECHO_ID = ["sh", "-c", "echo $CAMPUS_FACTORY_PILOT_ID"]
         ("PBS_ARRAYID", 1, None, "site-a"),
     ],
 )
-def test_array_index_picks_the_pilot_id(
-    tmp_path: Path, var: str, base: int, value: str | None, expected: str
-) -> None:
+def test_array_index_picks_the_pilot_id(tmp_path: Path, var: str, base: int, value: str | None, expected: str) -> None:
     text = render_batch_script(spec(pilot_ids=IDS, command=ECHO_ID, array_index_var=var, array_base=base))
     env = clean_env(**({var: value} if value is not None else {}))
     result = run_script(tmp_path, text, env)
@@ -267,9 +261,7 @@ def test_term_is_forwarded_and_the_pilot_exits_zero(tmp_path: Path) -> None:
         sleepers: list[int] = []
         while time.monotonic() < deadline and not sleepers:
             time.sleep(0.1)
-            sleepers = [
-                c for c in _children(proc.pid) if Path(f"/proc/{c}/comm").read_text().strip() == "sleep"
-            ]
+            sleepers = [c for c in _children(proc.pid) if Path(f"/proc/{c}/comm").read_text().strip() == "sleep"]
         assert sleepers, "the payload did not start"
         time.sleep(0.3)
         proc.send_signal(signal.SIGTERM)

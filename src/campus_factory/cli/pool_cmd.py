@@ -18,15 +18,9 @@ FILES = {
 
 
 @click.command("condor-config")
-@click.option(
-    "--output-dir", type=click.Path(file_okay=False), help="Write the files here instead of printing them."
-)
-@click.option(
-    "--strict", is_flag=True, help="Pilots are the pool's only startds: accept startd ads by IDTOKENS only."
-)
-@click.option(
-    "--flock-from", multiple=True, metavar="HOST", help="Schedd host of another pool flocking here (repeat)."
-)
+@click.option("--output-dir", type=click.Path(file_okay=False), help="Write the files here instead of printing them.")
+@click.option("--strict", is_flag=True, help="Pilots are the pool's only startds: accept startd ads by IDTOKENS only.")
+@click.option("--flock-from", multiple=True, metavar="HOST", help="Schedd host of another pool flocking here (repeat).")
 @click.option("--flock-to", is_flag=True, help="Make the schedds flock idle jobs to pool.collector.")
 @click.option(
     "--default-route",

@@ -39,8 +39,10 @@ def _num(ad: Any, name: str, default: float) -> float:
         value = ad.eval(name)
     except Exception:  # an attribute that does not evaluate counts as absent
         return default
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return default
+    import classad2
+
+    if isinstance(value, bool | classad2.Value) or not isinstance(value, int | float):
+        return default  # Undefined and Error are IntEnum members: not numbers
     return float(value)
 
 
@@ -62,7 +64,7 @@ def group_job_ads(ads: Iterable[Any], schedd: str) -> list[JobGroup]:
             gpus = max(0, int(_num(ad, "RequestGPUs", 0)))
             req = ad.get("Requirements")
             requirements = str(req) if req is not None else "true"
-            attributes = {k: str(ad[k]) for k in ("CampusFactoryRoute", "WantCloud") if k in ad}
+            attributes = {k: str(ad.lookup(k)) for k in ("CampusFactoryRoute", "WantCloud") if k in ad}
             job = f"{ad.get('ClusterId', '?')}.{ad.get('ProcId', '?')}"
         except Exception as exc:  # a malformed ad is skipped, never fatal
             log.warning("%s: skipping a malformed job ad: %s", schedd, exc)
@@ -74,9 +76,7 @@ def group_job_ads(ads: Iterable[Any], schedd: str) -> list[JobGroup]:
                 JobGroup(key, 0, cpus, memory, disk, gpus, owner, requirements, attributes, schedd)
             )
         acc.jobs.append(job)
-    return [
-        JobGroup(**{**a.first.__dict__, "count": len(a.jobs), "jobs": tuple(a.jobs)}) for a in groups.values()
-    ]
+    return [JobGroup(**{**a.first.__dict__, "count": len(a.jobs), "jobs": tuple(a.jobs)}) for a in groups.values()]
 
 
 class HTCondorDemand:

@@ -15,7 +15,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event, func, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import LedgerError
@@ -146,6 +146,14 @@ class Ledger:
         detail: str = "",
     ) -> None:
         """Record pilots about to be submitted (state ``requested``), in one transaction."""
+        try:
+            self._record_requests(factory, site, submission_id, requests, now, detail)
+        except IntegrityError as exc:
+            raise LedgerError(f"cannot record submission {submission_id}: {exc.orig}") from exc
+
+    def _record_requests(
+        self, factory: str, site: str, submission_id: str, requests: Sequence[PilotRequest], now: float, detail: str
+    ) -> None:
         with self._tx() as s, s.begin():
             for i, req in enumerate(requests):
                 s.add(

@@ -47,9 +47,7 @@ class PilotScript:
 def render_batch_script(spec: PilotScript) -> str:
     """The full text of the batch script."""
     if spec.payload != "command":
-        raise NotSupportedError(
-            f'pilot payload {spec.payload!r} is not supported yet; use payload = "command"'
-        )
+        raise NotSupportedError(f'pilot payload {spec.payload!r} is not supported yet; use payload = "command"')
     if not spec.pilot_ids:
         raise ValueError("a batch script needs at least one pilot id")
     for pid in spec.pilot_ids:

@@ -45,9 +45,7 @@ async def mint_pilot_token(executor: Executor, opts: TokenOptions, site: str, li
     try:
         result = await executor.run(argv, timeout=opts.timeout, env=opts.environment or None)
     except CommandError as exc:
-        raise ProviderError(
-            f"{site}: cannot mint a pilot token: {exc.stderr.strip() or exc}", site=site
-        ) from None
+        raise ProviderError(f"{site}: cannot mint a pilot token: {exc.stderr.strip() or exc}", site=site) from None
     if result.returncode != 0:
         raise ProviderError(
             f"{site}: cannot mint a pilot token: {' '.join(argv[:1])} exited {result.returncode}: "

@@ -1,138 +1,282 @@
-"""Planner v1: a pure function from what is observed to what to do.
+"""Planner v2: a pure function from what is observed to what to do, with reasons.
 
-No I/O, no clock reads: everything arrives as arguments, so the same input always gives the
-same plan, and every decision carries its reason. For each job group, the first site (in
-preference order) whose slot can hold one of its jobs takes it; a site's need is the pilots
-its groups fill; supply is the live pilots that can still take work (queued ones included);
-the difference is submitted within the site's limits, and a surplus is cancelled: queued
-pilots first (newest first), then running pilots idle for longer than the site's idle timeout.
+No I/O, no clock reads: everything arrives as arguments (a :class:`MatchCache` only memoises
+deterministic match results), so the same input always gives the same plan.
+
+1. **Match** every job group against every site, both ways (:mod:`.match`). A group that
+   matches no site is reported and never provisioned for.
+2. **Budget** per site: new pilots allowed this cycle = the tightest of ``max_pilots``,
+   ``max_queued``, ``max_submit_per_cycle`` and the ceiling, zero when the site is disabled,
+   unobserved or backing off, one pilot in the queue at a time while probing.
+3. **Place** groups, largest jobs first (first-fit decreasing), each over its matched sites
+   in preference order — rank (higher first), cost per core-hour, recent start latency, config
+   order — into the capacity already there, then into new pilots within the budget, spilling
+   to the next site when one cannot take all (:mod:`.packing`).
+4. **Floor, offline signal**: a site below its floor gets pilots up to it; a site whose offline
+   ad the negotiator matched recently, and that none of the visible groups matches, gets
+   enough pilots for the matched requests (jobs the factory cannot see).
+5. **Cancel** what nothing needs: unused queued pilots (newest first), unused running pilots
+   idle past the site's idle timeout (gracefully, oldest first), never below the floor; and
+   pilots beyond the ceiling.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 from ..demand.base import JobGroup
-from .types import QUEUED_STATES, Cancel, GroupDecision, PilotView, Plan, SitePlan, SiteSpec
+from .match import MatchCache, MatchOutcome, group_key, job_runtime_s
+from .packing import Shape, SiteBins, per_bin
+from .types import QUEUED_STATES, Cancel, GroupDecision, PilotView, Placement, Plan, SitePlan, SiteSpec
 
-__all__ = ["fits", "jobs_per_pilot", "plan"]
+__all__ = ["fits", "jobs_per_pilot", "plan", "site_order"]
+
+_INF = float("inf")
+
+
+def _slot(site: SiteSpec) -> Shape:
+    return (site.cpus, site.memory_mb, site.disk_mb if site.disk_mb > 0 else -1, site.gpus)
+
+
+def _shape(g: JobGroup) -> Shape:
+    return (max(g.cpus, 1), max(g.memory_mb, 0), max(g.disk_mb, 0), max(g.gpus, 0))
 
 
 def jobs_per_pilot(group: JobGroup, site: SiteSpec) -> int:
-    """How many of the group's jobs one pilot of the site holds (0 when none fits)."""
-    limits = [site.cpus // max(group.cpus, 1)]
-    if group.memory_mb > 0:
-        limits.append(site.memory_mb // group.memory_mb)
-    if group.disk_mb > 0 and site.disk_mb > 0:
-        limits.append(site.disk_mb // group.disk_mb)
-    if group.gpus > 0:
-        limits.append(site.gpus // group.gpus)
-    return max(0, min(limits))
+    """How many of the group's jobs one empty pilot of the site holds (0 when none fits)."""
+    return per_bin(_slot(site), _shape(group))
 
 
 def fits(group: JobGroup, site: SiteSpec) -> str | None:
-    """None when one job fits the site's slot, else what is missing."""
-    missing = []
-    if group.cpus > site.cpus:
-        missing.append(f"cpus {group.cpus} > {site.cpus}")
-    if group.memory_mb > site.memory_mb:
-        missing.append(f"memory {group.memory_mb} MB > {site.memory_mb} MB")
-    if site.disk_mb > 0 and group.disk_mb > site.disk_mb:
-        missing.append(f"disk {group.disk_mb} MB > {site.disk_mb} MB")
-    if group.gpus > site.gpus:
-        missing.append(f"gpus {group.gpus} > {site.gpus}")
-    return ", ".join(missing) or None
+    """None when one job fits the site's slot (resources only), else what is missing."""
+    from .match import resource_misfit
+
+    return resource_misfit(group, site) or None
 
 
-def _place(groups: Sequence[JobGroup], sites: Sequence[SiteSpec]) -> list[GroupDecision]:
-    out = []
-    for g in sorted(groups, key=lambda g: g.group_id):
-        why_not = []
-        chosen = None
-        for s in sites:
-            if not s.enabled:
-                why_not.append(f"{s.name}: disabled")
-                continue
-            if not s.healthy:
-                why_not.append(f"{s.name}: not observed this cycle ({s.health_note})")
-                continue
-            missing = fits(g, s)
-            if missing:
-                why_not.append(f"{s.name}: {missing}")
-                continue
-            chosen = s
-            break
-        if chosen is None:
-            reason = "no site can take it: " + ("; ".join(why_not) or "no sites configured")
-            out.append(GroupDecision(g.group_id, g.count, None, 0, 0, reason))
-            continue
-        per = jobs_per_pilot(g, chosen)
-        n = math.ceil(g.count / per)
-        out.append(
-            GroupDecision(
-                g.group_id,
-                g.count,
-                chosen.name,
-                n,
-                per,
-                f"{g.count} idle job(s), {per} per pilot at {chosen.name}: {n} pilot(s)",
-            )
-        )
-    return out
+def site_order(site: SiteSpec, index: int) -> tuple[float, float, float, int]:
+    """Preference key (smaller first): rank, cost per core-hour, start latency, config order."""
+    latency = site.health.start_latency_s if site.health and site.health.start_latency_s else 0.0
+    return (-site.rank, site.cost_per_core_hour, latency, index)
 
 
-def _site_plan(site: SiteSpec, needed: int, pilots: Sequence[PilotView], now: float) -> SitePlan:
-    reasons: list[str] = []
-    live = [p for p in pilots if p.state != "retiring"]
-    queued = [p for p in pilots if p.state in QUEUED_STATES]
-    supply_pilots = [p for p in live if p.busy is not True]
-    supply = len(supply_pilots)
+@dataclass
+class _Site:
+    spec: SiteSpec
+    index: int
+    pilots: list[PilotView]
+    bins: SiteBins
+    bound: str | None
+    rooms: dict[str, int]
+    reasons: list[str] = field(default_factory=list)
+    matched_groups: int = 0
+    exhausted: bool = False
+
+
+def _budget(site: SiteSpec, pilots: Sequence[PilotView]) -> tuple[int, str | None, dict[str, int]]:
+    alive = len(pilots)
+    queued = sum(1 for p in pilots if p.state in QUEUED_STATES)
+    rooms = {
+        "max_pilots": site.max_pilots - alive,
+        "max_queued": site.max_queued - queued,
+        "max_submit_per_cycle": site.max_submit_per_cycle,
+    }
+    if site.ceiling is not None:
+        rooms["ceiling"] = site.ceiling - alive
+    health = site.health
     if not site.healthy:
-        reasons.append(f"not observed this cycle ({site.health_note}): no action")
-        return SitePlan(site.name, 0, (), needed, supply, "unhealthy", tuple(reasons))
-    reasons.append(f"needs {needed} pilot(s); supply {supply} (of {len(pilots)} alive)")
-    submit, bound = 0, None
-    cancels: list[Cancel] = []
-    deficit = needed - supply
-    if deficit > 0 and site.enabled:
-        room = {
-            "max_pilots": site.max_pilots - len(pilots),
-            "max_queued": site.max_queued - len(queued),
-            "max_submit_per_cycle": site.max_submit_per_cycle,
-        }
-        submit = max(0, min(deficit, *room.values()))
-        if submit < deficit:
-            bound = min(room, key=lambda k: room[k])
-            reasons.append(f"wants {deficit} more, limited to {submit} by {bound}={getattr(site, bound)}")
+        return 0, "unhealthy", rooms
+    if not site.enabled:
+        return 0, "disabled", rooms
+    if health is not None and health.state == "backoff":
+        return 0, "black_hole" if health.black_hole else "backoff", rooms
+    if health is not None and health.state == "probing":
+        rooms["probing"] = 1 - queued
+    return max(0, min(rooms.values())), None, rooms
+
+
+def _bins(site: SiteSpec, pilots: Sequence[PilotView], budget: int, now: float) -> SiteBins:
+    bins = SiteBins(_slot(site), site.walltime_s, budget)
+    full = _slot(site)
+    running = sorted((p for p in pilots if p.state in ("running", "joined")), key=lambda p: (p.since, p.pilot_id))
+    queued = sorted((p for p in pilots if p.state in QUEUED_STATES), key=lambda p: (p.since, p.pilot_id))
+    for p in running:
+        if p.busy is True and p.free_cpus is None:
+            free: Shape = (0, 0, 0, 0)
         else:
-            reasons.append(f"submits {submit}")
-    elif deficit > 0:
-        bound = "disabled"
-        reasons.append("site disabled: submits nothing")
-    elif deficit < 0:
-        surplus = -deficit
-        for p in sorted(queued, key=lambda p: (-p.since, p.pilot_id)):
-            if surplus == 0:
-                break
-            if not p.has_job_id or p.busy is True:
-                continue
-            cancels.append(Cancel(p.pilot_id, False, "queued pilot no longer needed"))
-            surplus -= 1
-        idle = [
-            p
-            for p in live
-            if p.state in ("running", "joined")
-            and p.busy is not True
-            and now - p.since >= site.idle_timeout_s
-        ]
-        for p in sorted(idle, key=lambda p: (p.since, p.pilot_id)):
-            if surplus == 0:
-                break
-            cancels.append(Cancel(p.pilot_id, True, f"idle for {now - p.since:.0f} s >= idle_timeout"))
-            surplus -= 1
-        reasons.append(f"surplus {-deficit}: cancels {len(cancels)}")
-    return SitePlan(site.name, submit, tuple(cancels), needed, supply, bound, tuple(reasons))
+            free = (
+                full[0] if p.free_cpus is None else p.free_cpus,
+                full[1] if p.free_memory_mb is None else p.free_memory_mb,
+                full[2] if p.free_disk_mb is None or full[2] < 0 else p.free_disk_mb,
+                full[3] if p.free_gpus is None else p.free_gpus,
+            )
+        life = _INF if p.retire_at is None else p.retire_at - now
+        bins.add_existing(p.pilot_id, free, life)
+    for p in queued:
+        bins.add_existing(p.pilot_id, full, site.walltime_s)
+    return bins
+
+
+def _size_key(g: JobGroup) -> tuple[int, int, int, int, str]:
+    return (-g.gpus, -g.cpus, -g.memory_mb, -g.disk_mb, g.group_id)
+
+
+def _runtime(g: JobGroup, site: SiteSpec) -> float:
+    declared = job_runtime_s(g)
+    if declared is not None:
+        return declared
+    return min(site.job_runtime_s, site.walltime_s)
+
+
+def _place(g: JobGroup, outcomes: Sequence[MatchOutcome], states: Sequence[_Site]) -> tuple[GroupDecision, list[_Site]]:
+    matched = [st for st, o in zip(states, outcomes, strict=True) if o.ok]
+    names = tuple(st.spec.name for st in matched)
+    if not matched:
+        counts: dict[str, int] = {}
+        for o in outcomes:
+            counts[o.failed] = counts.get(o.failed, 0) + 1
+        why = ", ".join(
+            f"{k} false at {n} site(s)" if k != "resources" else f"too big for {n} site(s)"
+            for k, n in sorted(counts.items())
+        )
+        reason = "matches no site" + (f": {why}" if why else ": no sites configured")
+        return GroupDecision(g.group_id, g.count, None, 0, 0, reason, names), []
+    usable = sorted((st for st in matched if st.spec.healthy), key=lambda st: site_order(st.spec, st.index))
+    left = g.count
+    placements: list[Placement] = []
+    bound: list[str] = []
+    for st in usable:
+        if left == 0:
+            break
+        placed, existing, opened = st.bins.take(_shape(g), _runtime(g, st.spec), left)
+        if placed:
+            placements.append(Placement(st.spec.name, placed, existing, opened))
+            left -= placed
+        if left > 0:
+            st.exhausted = True
+            limit = st.bound or min(st.rooms, key=lambda k: st.rooms[k])
+            bound.append(f"{st.spec.name}: {limit}")
+    for st in matched:
+        if not st.spec.healthy:
+            bound.append(f"{st.spec.name}: unhealthy")
+    pilots = sum(p.new_pilots for p in placements)
+    first = placements[0].site if placements else None
+    per = jobs_per_pilot(g, next(st.spec for st in usable if st.spec.name == first)) if first else 0
+    where = "; ".join(
+        f"{p.jobs} at {p.site} ({p.into_existing} into existing, {p.new_pilots} new pilot(s))" for p in placements
+    )
+    reason = f"{g.count} idle job(s), matches {len(matched)} site(s)"
+    reason += f": {where}" if where else ": nothing placed"
+    if left:
+        reason += f"; {left} held back by {', '.join(bound) or 'limits'}"
+    decision = GroupDecision(
+        g.group_id, g.count, first, pilots, per, reason, names, tuple(placements), left, tuple(bound)
+    )
+    return decision, matched
+
+
+def _cancels(st: _Site, submit: int, now: float) -> list[Cancel]:
+    spec = st.spec
+    used = st.bins.used_pilots()
+    active = [p for p in st.pilots if p.state != "retiring"]
+    keep_floor = max(0, len(active) + submit - spec.floor)
+    cap = spec.max_pilots if spec.ceiling is None else min(spec.max_pilots, spec.ceiling)
+    excess = max(0, len(active) - cap)
+    cancels: list[Cancel] = []
+    chosen: set[str] = set()
+    queued = sorted(
+        (p for p in active if p.state in QUEUED_STATES and p.has_job_id and p.busy is not True),
+        key=lambda p: (-p.since, p.pilot_id),
+    )
+    idle = sorted(
+        (p for p in active if p.state in ("running", "joined") and p.busy is not True),
+        key=lambda p: (p.since, p.pilot_id),
+    )
+    for p in queued:  # beyond the ceiling, used or not
+        if excess <= 0:
+            break
+        cancels.append(Cancel(p.pilot_id, False, f"above the ceiling of {cap} pilot(s)"))
+        chosen.add(p.pilot_id)
+        excess -= 1
+    for p in idle:
+        if excess <= 0:
+            break
+        cancels.append(Cancel(p.pilot_id, True, f"above the ceiling of {cap} pilot(s)"))
+        chosen.add(p.pilot_id)
+        excess -= 1
+    room = keep_floor - len(cancels)
+    for p in queued:
+        if room <= 0:
+            break
+        if p.pilot_id in used or p.pilot_id in chosen:
+            continue
+        cancels.append(Cancel(p.pilot_id, False, "queued pilot no longer needed"))
+        room -= 1
+    for p in idle:
+        if room <= 0:
+            break
+        if p.pilot_id in used or p.pilot_id in chosen or now - p.since < spec.idle_timeout_s:
+            continue
+        cancels.append(Cancel(p.pilot_id, True, f"idle for {now - p.since:.0f} s >= idle_timeout"))
+        room -= 1
+    return cancels
+
+
+def _site_plan(st: _Site, now: float) -> SitePlan:
+    spec, bins = st.spec, st.bins
+    health = spec.health.state if spec.health else "ok"
+    reasons = list(spec.health.reasons) if spec.health else []
+    supply = bins.capacity()
+    if not spec.healthy:
+        reasons.append(f"not observed this cycle ({spec.health_note}): no action")
+        return SitePlan(spec.name, 0, (), 0, supply, "unhealthy", tuple(reasons), 0, "unhealthy")
+    submit = bins.new_pilots
+    budget_left = max(0, bins.budget - submit)
+    active = sum(1 for p in st.pilots if p.state != "retiring")
+    if spec.floor and active + submit < spec.floor:
+        extra = min(spec.floor - active - submit, budget_left)
+        if extra:
+            reasons.append(f"floor {spec.floor}: {extra} more pilot(s)")
+        submit += extra
+        budget_left -= extra
+    if spec.offline_requests > 0 and st.matched_groups == 0:
+        unused = supply - len(bins.used_pilots())
+        want = max(0, math.ceil(spec.offline_requests / max(spec.cpus, 1)) - unused - submit)
+        extra = min(want, budget_left)
+        reasons.append(
+            f"negotiator matched the offline ad for {spec.offline_requests} request(s) no visible "
+            f"group explains: {extra} pilot(s)"
+        )
+        submit += extra
+    used = len(bins.used_pilots())
+    needed = used + bins.new_pilots
+    reasons.append(
+        f"{bins.jobs} job(s) placed from {st.matched_groups} matched group(s): needs {needed} pilot(s); "
+        f"supply {supply} (of {len(st.pilots)} alive), {used} used"
+    )
+    bound = st.bound
+    if st.exhausted and bound is None:
+        bound = min(st.rooms, key=lambda k: st.rooms[k])
+    if bound is not None and st.exhausted:
+        reasons.append(f"limited to {submit} new pilot(s) by {bound} (rooms: {st.rooms})")
+    elif submit:
+        reasons.append(f"submits {submit}")
+    cancels = _cancels(st, submit, now)
+    if cancels:
+        reasons.append(f"cancels {len(cancels)}")
+    return SitePlan(
+        spec.name,
+        submit,
+        tuple(cancels),
+        needed,
+        supply,
+        bound if st.exhausted else st.bound,
+        tuple(reasons),
+        bins.jobs,
+        health,
+    )
 
 
 def plan(
@@ -140,23 +284,39 @@ def plan(
     sites: Sequence[SiteSpec],
     pilots: Iterable[PilotView],
     now: float,
+    *,
+    cache: MatchCache | None = None,
 ) -> Plan:
-    """The plan for this cycle. Pure: same arguments, same plan."""
-    groups = [g for g in demand if g.count > 0]
-    decisions = _place(groups, sites)
-    needed = {s.name: 0 for s in sites}
-    for d in decisions:
-        if d.site is not None:
-            needed[d.site] += d.pilots
+    """The plan for this cycle. Pure: same arguments, same plan (with or without ``cache``)."""
+    cache = cache if cache is not None else MatchCache()
+    cache.begin()
+    groups = sorted((g for g in demand if g.count > 0), key=_size_key)
     by_site: dict[str, list[PilotView]] = {s.name: [] for s in sites}
-    notes = []
-    for p in pilots:
+    notes: list[str] = []
+    for p in sorted(pilots, key=lambda p: p.pilot_id):
         if p.site in by_site:
             by_site[p.site].append(p)
         else:
             notes.append(f"pilot {p.pilot_id} is at {p.site}, a site no longer configured")
-    site_plans = tuple(_site_plan(s, needed[s.name], by_site[s.name], now) for s in sites)
-    unmatched = sum(1 for d in decisions if d.site is None)
+    states = []
+    for i, s in enumerate(sites):
+        budget, bound, rooms = _budget(s, by_site[s.name])
+        states.append(_Site(s, i, by_site[s.name], _bins(s, by_site[s.name], budget, now), bound, rooms))
+    decisions: list[GroupDecision] = []
+    for g in groups:
+        key = group_key(g)
+        outcomes = [cache.match(g, s, key) for s in sites]
+        decision, matched = _place(g, outcomes, states)
+        for st in matched:
+            st.matched_groups += 1
+        decisions.append(decision)
+    cache.end()
+    site_plans = tuple(_site_plan(st, now) for st in states)
+    unmatched = sum(1 for d in decisions if not d.matched)
     if unmatched:
         notes.append(f"{unmatched} job group(s) match no site and get no pilots")
+    held = sum(1 for d in decisions if d.held_back)
+    if held:
+        notes.append(f"{held} job group(s) partly held back by site limits")
+    decisions.sort(key=lambda d: d.group_id)
     return Plan(now, site_plans, tuple(decisions), tuple(notes))

@@ -1,17 +1,31 @@
-"""Human-readable text of a plan: what each site gets, and where each job group goes."""
+"""Explaining a plan: what each site gets, where each job group goes, and why not elsewhere.
+
+:func:`explain_plan` renders a whole plan; :func:`explain_group` gives, for one job group, each
+site's match result (with the clauses that were false), the capacity counted there, the limit
+that bound, and the pilots planned. Both are pure (the cache only saves evaluations).
+"""
 
 from __future__ import annotations
 
-from .types import Plan
+from collections.abc import Sequence
+from typing import Any
 
-__all__ = ["explain_plan"]
+from ..demand.base import JobGroup
+from .match import MatchCache
+from .types import Plan, SiteSpec
+
+__all__ = ["explain_group", "explain_plan", "group_explanation", "render_group_explanation"]
 
 
 def explain_plan(plan: Plan) -> str:
     lines = ["Sites:"]
     for sp in plan.sites:
-        action = f"submit {sp.submit}, cancel {len(sp.cancel)}"
-        lines.append(f"  {sp.site}: {action}")
+        head = f"  {sp.site}: submit {sp.submit}, cancel {len(sp.cancel)}"
+        if sp.health != "ok":
+            head += f" [{sp.health}]"
+        if sp.bound_by:
+            head += f" (bound by {sp.bound_by})"
+        lines.append(head)
         lines.extend(f"    - {r}" for r in sp.reasons)
         lines.extend(f"    - cancel {c.pilot_id}: {c.reason}" for c in sp.cancel)
     lines.append("Job groups:")
@@ -24,3 +38,80 @@ def explain_plan(plan: Plan) -> str:
         lines.append("Notes:")
         lines.extend(f"  - {n}" for n in plan.notes)
     return "\n".join(lines)
+
+
+def group_explanation(
+    plan: Plan, group: JobGroup, sites: Sequence[SiteSpec], cache: MatchCache | None = None
+) -> dict[str, Any]:
+    """Plain data: the group's decision and, per site, match, capacity, limit, pilots planned."""
+    cache = cache if cache is not None else MatchCache()
+    decision = plan.group(group.group_id)
+    placed = {p.site: p for p in decision.placements}
+    bound = dict(b.split(": ", 1) for b in decision.bound_by if ": " in b)
+    rows = []
+    for s in sites:
+        outcome = cache.match(group, s)
+        sp = plan.site(s.name)
+        row: dict[str, Any] = {
+            "site": s.name,
+            "match": "yes" if outcome.ok else f"no: {outcome.failed}",
+            "failed": [],
+            "capacity": f"{sp.supply} pilot(s) there, {sp.jobs} job(s) placed in all",
+            "limit": bound.get(s.name) or sp.bound_by,
+            "jobs": 0,
+            "new_pilots": 0,
+            "into_existing": 0,
+        }
+        if outcome.detail:
+            row["failed"].append({"side": outcome.failed, "clause": outcome.detail, "value": ""})
+        if not outcome.ok and outcome.failed in ("job Requirements", "site START"):
+            row["failed"] = [
+                {"side": side, "clause": clause, "value": value} for side, clause, value in cache.clauses(group, s)
+            ]
+        p = placed.get(s.name)
+        if p is not None:
+            row.update(jobs=p.jobs, new_pilots=p.new_pilots, into_existing=p.into_existing)
+        rows.append(row)
+    return {
+        "group": group.group_id,
+        "owner": group.owner,
+        "idle_jobs": group.count,
+        "request": {"cpus": group.cpus, "memory_mb": group.memory_mb, "disk_mb": group.disk_mb, "gpus": group.gpus},
+        "requirements": group.requirements,
+        "decision": decision.reason,
+        "held_back": decision.held_back,
+        "bound_by": list(decision.bound_by),
+        "sites": rows,
+    }
+
+
+def render_group_explanation(data: dict[str, Any]) -> str:
+    req = data["request"]
+    lines = [
+        f"Job group {data['group']} (owner {data['owner'] or '-'}): {data['idle_jobs']} idle job(s), "
+        f"{req['cpus']} cpu(s), {req['memory_mb']} MB, {req['disk_mb']} MB disk, {req['gpus']} GPU(s)",
+        f"  Requirements: {data['requirements']}",
+        f"  Decision: {data['decision']}",
+    ]
+    if data["held_back"]:
+        lines.append(f"  Held back: {data['held_back']} job(s), by {', '.join(data['bound_by'])}")
+    lines.append("  Sites:")
+    for r in data["sites"]:
+        lines.append(f"    {r['site']}: match {r['match']}")
+        for f in r["failed"]:
+            value = f" -> {f['value']}" if f["value"] else ""
+            lines.append(f"      false: [{f['side']}] {f['clause']}{value}")
+        if r["match"] == "yes":
+            lines.append(f"      capacity: {r['capacity']}")
+            lines.append(
+                f"      planned: {r['jobs']} job(s), {r['into_existing']} into existing pilots, "
+                f"{r['new_pilots']} new pilot(s)"
+            )
+            if r["limit"]:
+                lines.append(f"      limit: {r['limit']}")
+    return "\n".join(lines)
+
+
+def explain_group(plan: Plan, group: JobGroup, sites: Sequence[SiteSpec], cache: MatchCache | None = None) -> str:
+    """Text explanation of one group (see :func:`group_explanation`)."""
+    return render_group_explanation(group_explanation(plan, group, sites, cache))

@@ -1,9 +1,15 @@
-"""The planner's inputs and outputs: plain frozen data, no I/O objects."""
+"""The planner's inputs and outputs: plain frozen data, no I/O objects.
+
+Every output is JSON-friendly (``Plan.to_dict()`` is stored with each cycle in the ledger).
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
+
+from ..classads import signature
 
 __all__ = [
     "ALIVE_STATES",
@@ -11,9 +17,12 @@ __all__ = [
     "Cancel",
     "GroupDecision",
     "PilotView",
+    "Placement",
     "Plan",
+    "SiteHealth",
     "SitePlan",
     "SiteSpec",
+    "SlotAd",
 ]
 
 #: pilot states (ledger vocabulary) that wait in a site's queue
@@ -23,8 +32,53 @@ ALIVE_STATES = frozenset({"requested", "queued", "running", "joined", "retiring"
 
 
 @dataclass(frozen=True)
+class SlotAd:
+    """The ClassAd of a pilot a site would start: attribute -> ClassAd expression text.
+
+    Built by :func:`campus_factory.planner.slotad.build_slot_ad`; its :attr:`signature` keys
+    the match cache, so two cycles with the same ad never evaluate the same match twice.
+    """
+
+    attributes: tuple[tuple[str, str], ...]
+
+    @cached_property
+    def signature(self) -> str:
+        return signature(self.attributes)
+
+    def get(self, name: str) -> str | None:
+        low = name.lower()
+        for k, v in self.attributes:
+            if k.lower() == low:
+                return v
+        return None
+
+    def as_dict(self) -> dict[str, str]:
+        return dict(self.attributes)
+
+
+@dataclass(frozen=True)
+class SiteHealth:
+    """A site's recent pilot record, as computed by :func:`planner.health.site_health`.
+
+    ``state``: ``ok`` (no limit), ``backoff`` (no new pilots until ``backoff_until``) or
+    ``probing`` (the backoff expired: one pilot in the queue at a time until one succeeds).
+    """
+
+    state: str = "ok"
+    consecutive_failures: int = 0
+    backoff_until: float | None = None
+    black_hole: bool = False
+    start_latency_s: float | None = None
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class SiteSpec:
-    """What the planner knows of a site: its slot, limits and health this cycle."""
+    """What the planner knows of a site: its slot, limits, policy and health this cycle.
+
+    ``cpus``/``memory_mb``/``disk_mb``/``gpus`` size one pilot (learned values already applied);
+    ``slot_ad`` is the ClassAd matched against jobs (None: a default ad from the resources).
+    """
 
     name: str
     cpus: int
@@ -39,11 +93,24 @@ class SiteSpec:
     enabled: bool = True
     healthy: bool = True
     health_note: str = ""
+    slot_ad: SlotAd | None = None
+    rank: float = 0.0
+    cost_per_core_hour: float = 0.0
+    floor: int = 0
+    ceiling: int | None = None
+    job_runtime_s: float = 0.0
+    health: SiteHealth | None = None
+    offline_requests: int = 0
 
 
 @dataclass(frozen=True)
 class PilotView:
-    """A live pilot as the planner sees it. ``busy`` is None when the pool was not asked."""
+    """A live pilot as the planner sees it.
+
+    ``busy`` is None when the pool was not asked. ``free_*`` are the unclaimed resources of
+    its partitionable slot (None: unknown, the whole pilot counts as free unless busy).
+    ``retire_at`` is when it leaves (None: unknown, assumed long enough).
+    """
 
     pilot_id: str
     site: str
@@ -51,6 +118,11 @@ class PilotView:
     since: float
     busy: bool | None = None
     has_job_id: bool = True
+    free_cpus: int | None = None
+    free_memory_mb: int | None = None
+    free_disk_mb: int | None = None
+    free_gpus: int | None = None
+    retire_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -61,8 +133,18 @@ class Cancel:
 
 
 @dataclass(frozen=True)
+class Placement:
+    """Part of a job group placed at one site: jobs taken by capacity already there, and new pilots."""
+
+    site: str
+    jobs: int
+    into_existing: int
+    new_pilots: int
+
+
+@dataclass(frozen=True)
 class GroupDecision:
-    """Where a job group goes, and why."""
+    """Where a job group goes, and why. ``site`` is its first placement (None: nowhere)."""
 
     group_id: str
     idle_jobs: int
@@ -70,6 +152,10 @@ class GroupDecision:
     pilots: int
     jobs_per_pilot: int
     reason: str
+    matched: tuple[str, ...] = ()
+    placements: tuple[Placement, ...] = ()
+    held_back: int = 0
+    bound_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -81,6 +167,8 @@ class SitePlan:
     supply: int
     bound_by: str | None
     reasons: tuple[str, ...]
+    jobs: int = 0
+    health: str = "ok"
 
 
 @dataclass(frozen=True)
@@ -95,6 +183,12 @@ class Plan:
             if sp.site == name:
                 return sp
         raise KeyError(name)
+
+    def group(self, group_id: str) -> GroupDecision:
+        for g in self.groups:
+            if g.group_id == group_id:
+                return g
+        raise KeyError(group_id)
 
     @property
     def total_submit(self) -> int:

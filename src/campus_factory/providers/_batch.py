@@ -107,9 +107,7 @@ class BatchProvider(ABC):
         spec = None
         if self.pilot.payload == "glidein":
             if self.glidein is None:
-                raise NotSupportedError(
-                    f"{self.site}: glidein payload requested but no glidein builder was given"
-                )
+                raise NotSupportedError(f"{self.site}: glidein payload requested but no glidein builder was given")
             spec = await self.glidein.spec(self.config, summary_dir=self.config.batch.work_dir)
         script = render_batch_script(
             PilotScript(

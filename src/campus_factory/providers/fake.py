@@ -85,9 +85,7 @@ class FakeProvider:
         out = []
         for i, pilot in enumerate(submission.pilots):
             job_id = base if n == 1 else f"{base}_{i}"
-            self.jobs[job_id] = FakeJob(
-                job_id, submission.tag, pilot.pilot_id, None if n == 1 else i, self.clock()
-            )
+            self.jobs[job_id] = FakeJob(job_id, submission.tag, pilot.pilot_id, None if n == 1 else i, self.clock())
             out.append(SubmittedPilot(pilot.pilot_id, job_id))
         return out
 
@@ -109,11 +107,7 @@ class FakeProvider:
                 from_accounting=accounting,
             )
 
-        queue = {
-            j.job_id: j
-            for j in self.jobs.values()
-            if j.ended_at is None or now - j.ended_at < self.min_job_age
-        }
+        queue = {j.job_id: j for j in self.jobs.values() if j.ended_at is None or now - j.ended_at < self.min_job_age}
         statuses = {}
         for job_id in job_ids:
             if job_id in queue:

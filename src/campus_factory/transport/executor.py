@@ -38,9 +38,7 @@ class CommandResult:
     def check(self, *, site: str | None = None, message: str | None = None) -> CommandResult:
         """Return self when the command succeeded, else raise :class:`CommandError`."""
         if self.returncode != 0:
-            raise CommandError(
-                self.argv, self.returncode, self.stdout, self.stderr, site=site, message=message
-            )
+            raise CommandError(self.argv, self.returncode, self.stdout, self.stderr, site=site, message=message)
         return self
 
 
@@ -111,12 +109,12 @@ class LocalExecutor:
                 out, err = await asyncio.wait_for(communicate, 5)
             except TimeoutError:
                 out, err = b"", b""
-            raise CommandTimeout(
-                args, timeout, out.decode(errors="replace"), err.decode(errors="replace")
-            ) from None
+            raise CommandTimeout(args, timeout, out.decode(errors="replace"), err.decode(errors="replace")) from None
         except asyncio.CancelledError:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(communicate, 5)  # reap the killed process
             raise
         return CommandResult(
             argv=args,
