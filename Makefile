@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test unit lint typecheck bench clean venv
+.PHONY: demo test unit lint typecheck bench docs clean venv
 
 venv: $(STAMP)
 
@@ -22,7 +22,7 @@ demo: $(STAMP)
 	    --demand-file examples/demand-snapshot.json --ledger sqlite:///.demo/ledger.sqlite
 
 ## test: lint, type check and the whole suite (fixtures start the services they need)
-test: $(STAMP) lint typecheck
+test: $(STAMP) lint typecheck docs
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## unit: only the tests that need no service
@@ -39,6 +39,10 @@ typecheck: $(STAMP)
 ## bench: writes docs/benchmarks.md
 bench: $(STAMP)
 	$(BIN)/python -m campus_factory.cli.main bench all --write docs/benchmarks.md
+
+## docs: build the documentation site (warnings are errors)
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --quiet --site-dir site
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist src/*.egg-info
