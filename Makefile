@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test unit lint typecheck bench docs clean venv
+.PHONY: demo test unit lint typecheck bench docs chaos clean venv
 
 venv: $(STAMP)
 
@@ -15,11 +15,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	@touch $(STAMP)
 
-## demo: a dry-run plan for the bundled snapshot of idle job groups and the example config
+## demo: a simulated campus (two clusters and one cloud) takes a burst of jobs; report and chart in .demo/
 demo: $(STAMP)
-	@mkdir -p .demo
-	$(BIN)/campus-factory --config examples/campus.toml factory run --once --dry-run \
-	    --demand-file examples/demand-snapshot.json --ledger sqlite:///.demo/ledger.sqlite
+	$(BIN)/campus-factory demo --out .demo
 
 ## test: lint, type check and the whole suite (fixtures start the services they need)
 test: $(STAMP) lint typecheck docs
@@ -39,6 +37,12 @@ typecheck: $(STAMP)
 ## bench: writes docs/benchmarks.md
 bench: $(STAMP)
 	$(BIN)/python -m campus_factory.cli.main bench all --write docs/benchmarks.md
+	$(BIN)/python -m campus_factory.cli.main bench provisioning --write docs/benchmarks.md --plot docs/img/provisioning.png
+
+## chaos: SIGKILL the factory at random points against real Slurm and EC2 (moto); RUNS=N
+RUNS ?= 20
+chaos: $(STAMP)
+	$(BIN)/python tests/chaos/harness.py --runs $(RUNS)
 
 ## docs: build the documentation site (warnings are errors)
 docs: $(STAMP)

@@ -9,6 +9,7 @@ import random
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -224,7 +225,8 @@ def condor_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CondorPool
         pytest.skip("no HTCondor binaries (condor_master on PATH, $CAMPUS_FACTORY_CONDOR_PREFIX or /opt/condor)")
     if os.geteuid() != 0:
         service_unavailable("HTCondor personal pool", "the tests start it as root")
-    base = tmp_path_factory.mktemp("condor")
+    # not under pytest's tmp dir: that is mode 700, and jobs are submitted as `nobody`
+    base = Path(tempfile.mkdtemp(prefix="cf-condor-", dir="/tmp"))
     base.chmod(0o755)
     local = base / "local"
     for d in ("log", "spool", "execute", "lock", "run", "passwords.d", "tokens.d"):
@@ -234,7 +236,13 @@ def condor_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CondorPool
     submit_dir.chmod(0o1777)
     port = free_port_range(1)
     config_file = base / "condor_config"
-    config_file.write_text(POOL_CONFIG.format(prefix=prefix, local=local, port=port))
+    # the pool side as campus-factory generates it: pilot security (strict: pilots are the only
+    # startds here), offline-ad rank, and the routes' job transforms
+    from campus_factory.config import Config
+    from campus_factory.pilot.poolconfig import central_manager_config, schedd_config
+
+    generated = central_manager_config(Config(), strict=True) + schedd_config(Config())
+    config_file.write_text(POOL_CONFIG.format(prefix=prefix, local=local, port=port) + generated)
     pool = CondorPool(prefix, local, config_file, f"127.0.0.1:{port}", submit_dir)
     extra = os.environ.get("CF_TEST_POOL_EXTRA_CONFIG")
     if extra:
@@ -272,3 +280,4 @@ def condor_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CondorPool
         except subprocess.TimeoutExpired:
             os.killpg(master.pid, 9)
             master.wait()
+        shutil.rmtree(base, ignore_errors=True)

@@ -17,12 +17,17 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from .errors import ConfigError
 
 __all__ = [
+    "ApiOptions",
     "BatchOptions",
+    "BudgetOptions",
+    "CloudOptions",
     "Config",
     "FactoryOptions",
     "IsolationOptions",
+    "LoggingOptions",
     "PilotOptions",
     "PoolOptions",
+    "RemoteHTCondorOptions",
     "SiteConfig",
     "SiteLimits",
     "SlotResources",
@@ -58,6 +63,36 @@ def parse_duration(value: object) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _check_env_names(env: dict[str, str]) -> None:
+    """Environment variable names a process accepts (os.environ refuses '=' and NUL)."""
+    for name in env:
+        if not _ENV_NAME.match(name):
+            raise ValueError(f"{name!r} is not an environment variable name")
+
+
+def _nul_path(data: Any) -> str | None:
+    """The key path of the first string (key or value) holding a NUL character, if any.
+
+    NUL can be written in TOML (``\\u0000``) but no command line, environment or file name holds
+    it: rejected here once, rather than failing a command at run time. Iterative (deep documents).
+    """
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, str) and "\x00" in node:
+            return path or "(top level)"
+        if isinstance(node, dict):
+            for key, value in node.items():
+                sub = f"{path}.{key}" if path else str(key)
+                if "\x00" in str(key):
+                    return sub
+                stack.append((sub, value))
+        elif isinstance(node, list):
+            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(node))
+    return None
 
 
 class _Section(BaseModel):
@@ -126,6 +161,11 @@ class TokenOptions(_Section):
         default_factory=dict, description="Environment of the minting command, e.g. CONDOR_CONFIG of the pool."
     )
     timeout: Duration = Field(30.0, gt=0, description="Timeout of the minting command.")
+
+    @model_validator(mode="after")
+    def _env(self) -> TokenOptions:
+        _check_env_names(self.environment)
+        return self
 
 
 class PilotOptions(_Section):
@@ -204,11 +244,11 @@ class SlotResources(_Section):
         for name in (*self.attributes, *self.expressions):
             if not is_identifier(name):
                 raise ValueError(f"{name!r} is not a ClassAd attribute name")
-        try:
-            for text in (self.start, *self.expressions.values()):
+        for key, text in (("start", self.start), *((f"expressions.{k}", v) for k, v in self.expressions.items())):
+            try:
                 check_expression(text)
-        except ClassAdError as exc:
-            raise ValueError(str(exc)) from None
+            except ClassAdError as exc:
+                raise ValueError(f"{key}: {exc}") from None
         return self
 
 
@@ -261,11 +301,37 @@ class BatchOptions(_Section):
         ge=0,
         description="The pilot is asked to leave this long before its walltime ends.",
     )
+    bin_dir: str | None = Field(
+        None,
+        description="Absolute directory holding the scheduler's commands on the site, e.g. "
+        "/opt/slurm-torque/usr/bin for Slurm's PBS wrappers; unset: found on PATH (PBS, SGE, LSF).",
+    )
+    pbs_flavor: Literal["pbspro", "torque", "slurm"] = Field(
+        "pbspro",
+        description="PBS dialect: 'pbspro' (PBS Pro/OpenPBS: select syntax, -J arrays, qstat -x history), "
+        "'torque' (-t arrays, nodes=1:ppn=N, tracejob), 'slurm' (Slurm's PBS wrappers: one job per pilot).",
+    )
+    json_output: bool = Field(
+        True,
+        description="Read JSON listings where the scheduler has them (OpenPBS/PBS Pro qstat -F json, "
+        "LSF bjobs -json); turn off for older versions.",
+    )
+    sge_parallel_environment: str = Field(
+        "smp", description="SGE parallel environment that gives a pilot several slots on one host."
+    )
+    sge_memory_complex: str | None = Field(
+        None,
+        description="SGE complex that requests memory per slot, e.g. 'h_vmem' or 'mem_free'; "
+        "unset: no memory request (SGE sites differ).",
+    )
 
     @model_validator(mode="after")
     def _absolute(self) -> BatchOptions:
         if not self.work_dir.startswith("/"):
             raise ValueError("work_dir must be an absolute path")
+        if self.bin_dir is not None and not self.bin_dir.startswith("/"):
+            raise ValueError("bin_dir must be an absolute path")
+        _check_env_names(self.environment)
         return self
 
 
@@ -293,15 +359,140 @@ class IsolationOptions(_Section):
 class TransportOptions(_Section):
     """How the site's commands are run."""
 
-    kind: Literal["local"] = Field("local", description="'local': on this host.")
+    kind: Literal["local", "ssh"] = Field(
+        "local", description="'local': on this host; 'ssh': on a login node, over one reused SSH connection."
+    )
+    host: str | None = Field(None, description="SSH: the login node's host name or address (required).")
+    port: int = Field(22, ge=1, le=65535, description="SSH: the server's port.")
+    user: str | None = Field(None, description="SSH: the remote user; unset: the local user name.")
+    key_file: str | None = Field(
+        None, description="SSH: private key file; unset: the default keys (~/.ssh/id_*) and the agent."
+    )
+    known_hosts: str | None = Field(
+        None,
+        description="SSH: known_hosts file the server's host key is checked against; unset: "
+        "~/.ssh/known_hosts. Host keys are always checked.",
+    )
+    connect_timeout: Duration = Field(15.0, gt=0, description="SSH: timeout of opening the connection.")
+
+    @model_validator(mode="after")
+    def _ssh_needs_host(self) -> TransportOptions:
+        if self.kind == "ssh" and not self.host:
+            raise ValueError("transport kind 'ssh' needs a host")
+        return self
+
+
+class CloudOptions(_Section):
+    """Options of cloud sites (ec2, openstack, libcloud, kubernetes). Credentials come only from
+    files or environment variables named here, never from this file."""
+
+    region: str | None = Field(
+        None, description="Region (EC2, OpenStack region name, libcloud region); unset: the SDK's default."
+    )
+    endpoint_url: str | None = Field(
+        None,
+        description="API endpoint: EC2 endpoint URL, libcloud host URL, Kubernetes API server; unset: the "
+        "SDK's default (OpenStack takes its auth URL from clouds.yaml or OS_AUTH_URL).",
+    )
+    image: str | None = Field(
+        None, description="Image of the pilots: AMI id (EC2), image id (OpenStack, libcloud), container image (k8s)."
+    )
+    instance_type: str | None = Field(
+        None, description="Instance type (EC2), flavor name or id (OpenStack), size id (libcloud)."
+    )
+    network: str | None = Field(None, description="Subnet id (EC2) or network id (OpenStack, libcloud).")
+    key_name: str | None = Field(None, description="SSH key pair name installed on the instances (debugging).")
+    security_groups: tuple[str, ...] = Field((), description="Security group ids (EC2) or names (OpenStack).")
+    spot: bool = Field(False, description="EC2: request spot instances (one-time, terminated on interruption).")
+    spot_max_price: str | None = Field(None, description="EC2: highest spot price per hour; unset: on-demand price.")
+    profile: str | None = Field(
+        None, description="Credentials profile: AWS profile (EC2) or cloud name in clouds.yaml (OpenStack)."
+    )
+    credentials_file: str | None = Field(
+        None,
+        description="File holding credentials: AWS shared credentials file (EC2), clouds.yaml (OpenStack), "
+        "kubeconfig (Kubernetes). Unset: the SDK's environment variables and default files.",
+    )
+    key_env: str = Field(
+        "CAMPUS_FACTORY_CLOUD_KEY", description="libcloud: environment variable holding the access key / user."
+    )
+    secret_env: str = Field(
+        "CAMPUS_FACTORY_CLOUD_SECRET", description="libcloud: environment variable holding the secret key."
+    )
+    driver: str | None = Field(None, description="libcloud: the compute driver name, e.g. 'ec2', 'openstack', 'gce'.")
+    driver_options: dict[str, str | int | bool] = Field(
+        default_factory=dict,
+        description="libcloud: more (non-secret) driver arguments, e.g. signature_version = '4'.",
+    )
+    namespace: str = Field("default", description="Kubernetes: namespace the pilot pods run in.")
+    tags: dict[str, str] = Field(
+        default_factory=dict,
+        description="More tags (EC2), metadata (OpenStack, libcloud) or labels (k8s) on every instance.",
+    )
+    max_attempts: int = Field(
+        4, ge=1, le=10, description="Attempts of each API call, retries of throttling and 5xx errors included."
+    )
+    request_timeout: Duration = Field(30.0, gt=0, description="Connect and read timeout of each API call.")
+    join_timeout: Duration = Field(
+        1200.0, gt=0, description="An instance whose startd has not joined the pool after this long is terminated."
+    )
+    orphan_grace: Duration = Field(
+        600.0,
+        ge=0,
+        description="An instance carrying this factory's tags but unknown to the ledger is terminated after "
+        "this long (covers a factory that crashed between the API call and the ledger write).",
+    )
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> CloudOptions:
+        if self.endpoint_url is not None and not re.match(r"^https?://[^\s/]+", self.endpoint_url):
+            raise ValueError("endpoint_url must be an http(s) URL")
+        for name in (self.key_env, self.secret_env):
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise ValueError(f"{name!r} is not an environment variable name")
+        return self
+
+
+class BudgetOptions(_Section):
+    """Spend ceilings, in the unit of cost_per_core_hour (unset: no ceiling)."""
+
+    max_per_hour: float | None = Field(
+        None, ge=0, description="Highest spend rate: cost per hour of all live pilots, new ones included."
+    )
+    max_per_day: float | None = Field(
+        None,
+        ge=0,
+        description="Highest spend over the last 24 hours plus one more hour of all live pilots, new ones included.",
+    )
+
+
+class RemoteHTCondorOptions(_Section):
+    """Options of htcondor sites: pilots submitted to another pool's schedd or to an HTCondor-CE.
+    Authentication is the HTCondor client configuration of the factory's account (e.g. an IDTOKEN
+    in ~/.condor/tokens.d)."""
+
+    collector: str | None = Field(
+        None, description="The remote pool's collector, host:port (an HTCondor-CE: its host:9619). Required."
+    )
+    schedd: str | None = Field(None, description="Name of the schedd to submit to; unset: the collector's first.")
+    requirements: str | None = Field(None, description="ClassAd expression added to the pilots' Requirements.")
+    submit: dict[str, str] = Field(
+        default_factory=dict,
+        description="More submit commands, e.g. accounting_group = 'group_physics'.",
+    )
 
 
 class SiteConfig(_Section):
     """One place pilots can be started."""
 
     name: str = Field(..., pattern=_NAME, description="Unique site name (letters, digits, _ . -).")
-    provider: Literal["slurm", "fake", "local"] = Field(
-        ..., description="Kind of site: slurm, local (processes on this host), fake (in memory, tests)."
+    provider: Literal[
+        "slurm", "pbs", "sge", "lsf", "htcondor", "fake", "local", "ec2", "openstack", "libcloud", "kubernetes"
+    ] = Field(
+        ...,
+        description="Kind of site: slurm, pbs, sge, lsf, htcondor (another pool's schedd or an HTCondor-CE), "
+        "local (processes on this host), fake (in memory, tests), "
+        "ec2, openstack, libcloud (other clouds), kubernetes (pods as pilots).",
     )
     enabled: bool = Field(True, description="A disabled site gets no new pilots.")
     slot: SlotResources = Field(default_factory=SlotResources)
@@ -332,6 +523,43 @@ class SiteConfig(_Section):
         "a running pilot with less lifetime left is not capacity for them.",
     )
     isolation: IsolationOptions = Field(default_factory=IsolationOptions)
+    cloud: CloudOptions = Field(default_factory=CloudOptions)
+    budget: BudgetOptions = Field(default_factory=BudgetOptions)
+    htcondor: RemoteHTCondorOptions = Field(default_factory=RemoteHTCondorOptions)
+
+
+class ApiOptions(_Section):
+    """The REST API, the Prometheus metrics and the dashboard (``campus-factory api serve``)."""
+
+    host: str = Field("127.0.0.1", description="Address the API listens on; keep it on loopback behind a proxy.")
+    port: int = Field(8080, ge=1, le=65535, description="TCP port of the API.")
+    token_file: str | None = Field(
+        None,
+        description="File holding the bearer token that mutating actions (pause, drain) require; "
+        "it should be readable by the factory's user only.",
+    )
+    token_env: str | None = Field(
+        None,
+        description="Environment variable holding the bearer token, used when token_file is unset. "
+        "With neither, mutating actions are refused.",
+    )
+    read_only_open: bool = Field(
+        True,
+        description="Read-only endpoints (sites, pilots, plan, accounting, metrics) need no token; "
+        "false: they require the bearer token too (the dashboard then asks for it).",
+    )
+    history_window: Duration = Field(
+        6 * 3600.0, gt=0, description="How far back the dashboard's pilots-by-state chart looks."
+    )
+
+
+class LoggingOptions(_Section):
+    """Log records of the factory and the API (always on stderr; secrets are masked)."""
+
+    format: Literal["text", "json"] = Field(
+        "text", description="'text': one readable line per record; 'json': one JSON object per line."
+    )
+    level: Literal["debug", "info", "warning", "error"] = Field("info", description="Lowest level logged.")
 
 
 class Config(_Section):
@@ -341,6 +569,9 @@ class Config(_Section):
     factory: FactoryOptions = Field(default_factory=FactoryOptions)
     pilot: PilotOptions = Field(default_factory=PilotOptions)
     sites: tuple[SiteConfig, ...] = Field(default=(), description="The sites, in order of preference.")
+    api: ApiOptions = Field(default_factory=lambda: ApiOptions())
+    logging: LoggingOptions = Field(default_factory=lambda: LoggingOptions())
+    budget: BudgetOptions = Field(default_factory=BudgetOptions)
 
     @model_validator(mode="after")
     def _unique_sites(self) -> Config:
@@ -386,6 +617,9 @@ def _reason(error: Any) -> str:
 
 def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
     """Validate an already-parsed TOML document."""
+    nul = _nul_path(data)
+    if nul is not None:
+        raise ConfigError(f"{source}: 1 problem(s) in the config", [(nul, "contains a NUL character")])
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
@@ -406,4 +640,6 @@ def load_config(path: str | Path) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
+    except RecursionError:  # tomllib recurses once per level of nested arrays or inline tables
+        raise ConfigError(f"{p}: not valid TOML: arrays or inline tables are nested too deeply") from None
     return parse_config(data, str(p))

@@ -14,7 +14,13 @@ can print one clear line (and a traceback only with ``-v``)::
     └── ProviderError               a site's backend failed (one per adapter, chained)
         ├── CommandError            an external command failed: argv, exit code, stdout, stderr
         │   └── CommandTimeout      ... or did not finish within its timeout
-        └── SubmitError             a submission was refused or its answer was not understood
+        ├── SubmitError             a submission was refused or its answer was not understood
+        │   ├── QuotaExceeded       ... because our quota at the site is used up ("quota")
+        │   └── CapacityUnavailable ... because the site has no capacity for it now ("capacity")
+        └── ThrottledError          the site's API throttled us, even after the client's retries
+
+QuotaExceeded, CapacityUnavailable and ThrottledError (together :data:`BACKOFF_ERRORS`) mean
+"back off from this site for a while"; their message says "quota", "capacity" or "throttled".
 
 Adapters translate backend errors once, at their boundary, and chain the original
 (``raise ProviderError(...) from exc``) so nothing of the cause is lost.
@@ -25,7 +31,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "BACKOFF_ERRORS",
     "CampusFactoryError",
+    "CapacityUnavailable",
     "CommandError",
     "CommandTimeout",
     "ConfigError",
@@ -35,7 +43,9 @@ __all__ = [
     "NotSupportedError",
     "PoolError",
     "ProviderError",
+    "QuotaExceeded",
     "SubmitError",
+    "ThrottledError",
     "UnsafeValueError",
 ]
 
@@ -146,3 +156,44 @@ class CommandTimeout(CommandError):
 
 class SubmitError(ProviderError):
     """A submission was refused, or its answer could not be understood."""
+
+
+class _BackoffMixin:
+    kind = ""
+
+    def _text(self, message: str) -> str:
+        return message if self.kind in message.lower() else f"{self.kind}: {message}"
+
+
+class QuotaExceeded(SubmitError, _BackoffMixin):
+    """The site refused the submission because our quota there is used up: back off."""
+
+    kind = "quota"
+
+    def __init__(self, message: str, *, site: str | None = None, code: str = "") -> None:
+        super().__init__(self._text(message), site=site)
+        self.code = code
+
+
+class CapacityUnavailable(SubmitError, _BackoffMixin):
+    """The site has no capacity for the request right now (e.g. no such instances left): back off."""
+
+    kind = "capacity"
+
+    def __init__(self, message: str, *, site: str | None = None, code: str = "") -> None:
+        super().__init__(self._text(message), site=site)
+        self.code = code
+
+
+class ThrottledError(ProviderError, _BackoffMixin):
+    """The site's API throttled us (after the client library's own retries): back off."""
+
+    kind = "throttled"
+
+    def __init__(self, message: str, *, site: str | None = None, code: str = "") -> None:
+        super().__init__(self._text(message), site=site)
+        self.code = code
+
+
+BACKOFF_ERRORS: tuple[type[ProviderError], ...] = (QuotaExceeded, CapacityUnavailable, ThrottledError)
+"""Errors after which the loop should back off from the site (and only that site)."""

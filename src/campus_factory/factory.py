@@ -1,11 +1,12 @@
 """The loop: observe → plan → act → record, every cycle, idempotently.
 
-Observe reads idle job groups and asks every site about its pilots (one query per site); the
-ledger is brought up to date with what the sites report, including jobs submitted just before
-a crash (matched by the tag in their name) and strangers carrying our tag (cancelled). Plan is
-the pure planner. Act submits and cancels through the providers, writing ``requested`` rows
-before a submission reaches a site, so a crash can never make a pilot unknown. A site that fails
-affects only itself: it is marked unhealthy for the cycle and the others go on.
+Observe reads idle job groups, the pilots' slots in the pool and every site's pilots (one query
+per site); :mod:`.reconcile` turns what they report into ledger events, adopting jobs submitted
+just before a crash and cancelling strangers that carry our tag. Plan is the pure planner, fed
+by the sites as operators adjusted them (``site scale``, pause, drain) and cut to the spend
+ceilings. Act submits and cancels through the providers, writing ``requested`` rows before a
+submission reaches a site, so a crash can never make a pilot unknown. A site that fails affects
+only itself: it is marked unhealthy for the cycle and the others go on.
 """
 
 from __future__ import annotations
@@ -13,32 +14,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
+import os
+import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from .adjust import apply_budget, effective_sites
 from .config import Config, SiteConfig
 from .demand.base import DemandSource, JobGroup
-from .errors import CampusFactoryError, DemandError, ProviderError
-from .ledger import CycleRecord, Ledger, PilotEvent, PilotRecord, PilotState, Update
+from .errors import CampusFactoryError, DemandError, PoolError
+from .ledger import LIVE, CycleRecord, Ledger, PilotEvent, PilotRecord, PilotState, Update
+from .ledger.controls import DRAIN_PILOT, complete_request, pending_requests, site_controls
+from .ledger.lease import acquire_lease, current_lease, release_lease
+from .ledger.overrides import get_overrides
+from .logs import log_plan
+from .pilot.payload import CLOUD_PROVIDERS
 from .planner import PilotView, Plan, SiteSpec, plan
-from .providers.base import JobState, JobStatus, PilotRequest, Provider, Submission
-from .transport.executor import Executor
+from .planner.inputs import pilot_views, site_health_of, site_specs
+from .planner.match import MatchCache
+from .pool.base import LearnedAds, PilotSlot, PoolView, by_pilot
+from .pool.offline import OfflineAdPublisher
+from .providers.base import PilotRequest, Provider, Submission
+from .reconcile import reconcile, tag_pattern
+from .usage import JobTracker
 
-__all__ = ["CycleReport", "Factory", "build_factory", "site_spec"]
+__all__ = ["CycleReport", "Factory", "PlanFn"]
 
 log = logging.getLogger(__name__)
 
-_EVENT_OF: Mapping[JobState, PilotEvent] = {
-    JobState.PENDING: PilotEvent.PENDING,
-    JobState.RUNNING: PilotEvent.STARTED,
-    JobState.COMPLETED: PilotEvent.COMPLETED,
-    JobState.FAILED: PilotEvent.FAILED,
-    JobState.CANCELLED: PilotEvent.CANCELLED,
-    JobState.GONE: PilotEvent.GONE,
-}
+PlanFn = Callable[[Sequence[JobGroup], Sequence[SiteSpec], Sequence[PilotView], float], Plan]
 
 
 @dataclass
@@ -52,36 +60,17 @@ class CycleReport:
     orphans_cancelled: int = 0
     errors: list[str] = field(default_factory=list)
     duration_s: float = 0.0
+    standby: bool = False  # another factory holds the ledger's lease: nothing was done
 
 
-def site_spec(site: SiteConfig, *, healthy: bool = True, note: str = "") -> SiteSpec:
-    """The planner's view of a configured site."""
-    return SiteSpec(
-        name=site.name,
-        cpus=site.slot.cpus,
-        memory_mb=site.slot.memory_mb,
-        disk_mb=site.slot.disk_mb,
-        gpus=site.slot.gpus,
-        max_pilots=site.limits.max_pilots,
-        max_queued=site.limits.max_queued,
-        max_submit_per_cycle=site.limits.max_submit_per_cycle,
-        walltime_s=site.walltime,
-        idle_timeout_s=site.idle_timeout,
-        enabled=site.enabled,
-        healthy=healthy,
-        health_note=note,
-    )
-
-
-def _detail(st: JobStatus) -> str:
-    parts = [f"{st.native_state or st.state.value}"]
-    if st.exit_code is not None:
-        parts.append(f"exit {st.exit_code}")
-    if st.reason:
-        parts.append(st.reason)
-    if st.from_accounting:
-        parts.append("(from accounting)")
-    return ", ".join(parts)
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class Factory:
@@ -94,82 +83,127 @@ class Factory:
         demand: DemandSource,
         providers: Mapping[str, Provider],
         *,
+        pool: PoolView | None = None,
+        offline: OfflineAdPublisher | None = None,
+        jobs: JobTracker | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.ledger = ledger
         self.demand = demand
         self.providers = providers
+        self.pool = pool
+        self.offline = offline
+        self.jobs = jobs
         self.clock = clock
         self.name = config.factory.name
         self.tag_prefix = f"cf-{self.name}-"
-        self._tag = re.compile(rf"^{re.escape(self.tag_prefix)}([0-9a-f]{{10}})$")
+        self._tag = tag_pattern(self.tag_prefix)
+        self._slots: dict[str, PilotSlot] = {}
+        self._pool_ok = False
+        self._first_seen: dict[str, float] = {}  # strangers at cloud sites, by job id
+        #: parsed slot ads and match results, kept across cycles (the plan stays pure)
+        self.match_cache = MatchCache()
+        #: the latest real startd ad of each site's pilots refines its slot ad
+        self.learned = LearnedAds()
+        #: who this process is when it takes the ledger's lease (one acting factory per name)
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease_ttl = 1.5 * config.factory.cycle_interval
+
+    def _take_lease(self) -> bool:
+        """Take or renew the ledger's lease; a holder on this host whose process is gone (or is
+        this very process: an earlier factory object that crashed) is taken over at once."""
+        now = self.clock()
+        held = current_lease(self.ledger, self.name)
+        if held is not None and held.holder != self.holder and held.expires_at >= now:
+            host, _, rest = held.holder.partition(":")
+            pid = rest.split(":", 1)[0]
+            if host == socket.gethostname() and pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
+                release_lease(self.ledger, self.name, held.holder)
+        return acquire_lease(self.ledger, self.name, self.holder, self.lease_ttl, now)
+
+    # -- hooks a simulator overrides ------------------------------------------------------------
+    def new_id(self) -> str:
+        """A fresh 10-hex-digit id for a submission or a pilot."""
+        return uuid.uuid4().hex[:10]
+
+    def make_plan(
+        self, groups: Sequence[JobGroup], specs: Sequence[SiteSpec], views: Sequence[PilotView], now: float
+    ) -> Plan:
+        return plan(groups, specs, views, now, cache=self.match_cache)
 
     # -- observe ----------------------------------------------------------------------------
+    async def _observe_pool(self, report: CycleReport) -> None:
+        self._slots, self._pool_ok = {}, False
+        if self.pool is None:
+            return
+        try:
+            slots = await asyncio.to_thread(self.pool.pilot_slots)
+        except PoolError as exc:
+            report.errors.append(f"pool: {exc}")
+            log.warning("cannot read pilot slots from the pool: %s", exc)
+            return
+        self._slots, self._pool_ok = by_pilot(slots), True
+        self.learned.update(self._slots.values())
+        if self.jobs is not None:
+            try:
+                await asyncio.to_thread(self.jobs.update, self.ledger, self.name, self.clock())
+            except PoolError as exc:
+                report.errors.append(f"pool jobs: {exc}")
+
     async def _observe_site(self, site: SiteConfig, report: CycleReport) -> None:
         provider = self.providers[site.name]
-        now = self.clock()
         live = self.ledger.live_pilots(self.name, site.name)
-        by_job = {p.job_id: p for p in live if p.job_id}
-        obs = await provider.observe(sorted(by_job), self.tag_prefix)
-        updates: list[Update] = []
-        for job_id, st in obs.statuses.items():
-            event = _EVENT_OF.get(st.state)
-            if event is None:
-                continue
-            known = by_job[job_id]
-            if known.state is PilotState.REQUESTED and event is PilotEvent.PENDING:
-                event = PilotEvent.SUBMITTED
-            updates.append(Update(known.pilot_id, event, _detail(st), exit_code=st.exit_code))
-        # jobs carrying our tag: adopt those of requested pilots, cancel strangers
-        requested: dict[tuple[str, int | None], PilotRecord] = {
-            (p.submission_id, p.array_index): p for p in live if p.state is PilotState.REQUESTED
-        }
-        strangers: list[str] = []
-        for st in obs.tagged:
-            if st.job_id in by_job:
-                continue
-            m = self._tag.match(st.tag)
-            if m is None:
-                continue  # another factory's tag that merely shares our prefix
-            pilot = requested.pop((m.group(1), st.array_index), None)
-            if pilot is not None:
-                event = _EVENT_OF.get(st.state, PilotEvent.PENDING)
-                if event is PilotEvent.PENDING:
-                    event = PilotEvent.SUBMITTED
-                updates.append(Update(pilot.pilot_id, event, f"adopted job {st.job_id}", job_id=st.job_id))
-                report.adopted += 1
-            elif not st.state.finished:
-                strangers.append(st.job_id)
-        for pilot in requested.values():
-            if pilot.job_id is None and now - pilot.created_at >= self.config.factory.submission_grace:
-                updates.append(Update(pilot.pilot_id, PilotEvent.LOST_SUBMISSION, "never seen at the site"))
-        self.ledger.apply(updates, now)
-        if strangers:
+        obs = await provider.observe(sorted(p.job_id for p in live if p.job_id), self.tag_prefix)
+        now = self.clock()
+        cloud = site.provider in CLOUD_PROVIDERS
+        joins = self._pool_ok and self.config.pilot.payload == "glidein"
+        result = reconcile(
+            live,
+            obs,
+            self._tag,
+            now,
+            joined={pid: s.name for pid, s in self._slots.items()},
+            submission_grace=self.config.factory.submission_grace,
+            stranger_grace=site.cloud.orphan_grace if cloud else 0.0,
+            first_seen=self._first_seen,
+            join_timeout=site.cloud.join_timeout if cloud and joins else None,
+        )
+        self.ledger.apply(result.updates, now)
+        report.adopted += result.adopted
+        if result.strangers:
             log.warning(
                 "%s: cancelling %d job(s) with our tag unknown to the ledger: %s",
                 site.name,
-                len(strangers),
-                strangers,
+                len(result.strangers),
+                result.strangers,
             )
-            results = await provider.cancel(strangers, graceful=False)
-            report.orphans_cancelled += sum(1 for r in results if r.ok)
+            done = await provider.cancel(result.strangers, graceful=False)
+            report.orphans_cancelled += sum(1 for r in done if r.ok)
+            for r in done:
+                self._first_seen.pop(r.job_id, None)
+        if result.black_holes:
+            holes = {p.job_id: p for p in result.black_holes if p.job_id}
+            done = await provider.cancel(list(holes), graceful=False)
+            self.ledger.apply(
+                [Update(holes[r.job_id].pilot_id, PilotEvent.LEAVE, "never joined the pool") for r in done if r.ok],
+                self.clock(),
+            )
+
+    def _timeout(self, site: SiteConfig) -> float:
+        if site.provider in CLOUD_PROVIDERS:
+            return max(60.0, 4 * site.cloud.request_timeout * site.cloud.max_attempts)
+        return max(60.0, 4 * site.batch.command_timeout)
 
     async def _guarded(
-        self,
-        site: SiteConfig,
-        coro_fn: Callable[[], Awaitable[None]],
-        what: str,
-        report: CycleReport,
+        self, site: SiteConfig, coro_fn: Callable[[], Awaitable[None]], what: str, report: CycleReport
     ) -> bool:
-        timeout = max(60.0, 4 * site.batch.command_timeout)
+        timeout = self._timeout(site)
         try:
             await asyncio.wait_for(coro_fn(), timeout)
             return True
         except TimeoutError:
             msg = f"{site.name}: {what} took longer than {timeout:g} s"
-        except ProviderError as exc:
-            msg = f"{site.name}: {what} failed: {exc}"
         except CampusFactoryError as exc:
             msg = f"{site.name}: {what} failed: {exc}"
         log.warning("%s", msg)
@@ -177,35 +211,39 @@ class Factory:
         return False
 
     # -- act ----------------------------------------------------------------------------------
+    async def _leave(self, site: str, pilots: Sequence[tuple[PilotRecord, str]], graceful: bool) -> int:
+        """Ask pilots to leave (or remove them); returns how many the site accepted."""
+        jobs = {p.job_id: (p, why) for p, why in pilots if p.job_id}
+        if not jobs:
+            return 0
+        results = await self.providers[site].cancel(list(jobs), graceful=graceful)
+        ok = [Update(jobs[r.job_id][0].pilot_id, PilotEvent.LEAVE, jobs[r.job_id][1]) for r in results if r.ok]
+        self.ledger.apply(ok, self.clock())
+        return len(ok)
+
     async def _act_site(self, site: SiteConfig, plan_: Plan, report: CycleReport) -> None:
         provider = self.providers[site.name]
         sp = plan_.site(site.name)
         if sp.cancel:
             pilots = {p.pilot_id: p for p in self.ledger.live_pilots(self.name, site.name)}
             for graceful in (True, False):
-                chosen = [c for c in sp.cancel if c.graceful is graceful]
-                jobs = {
-                    pilots[c.pilot_id].job_id: c for c in chosen if c.pilot_id in pilots and pilots[c.pilot_id].job_id
-                }
-                if not jobs:
-                    continue
-                results = await provider.cancel([j for j in jobs if j], graceful=graceful)
-                ok = [Update(jobs[r.job_id].pilot_id, PilotEvent.LEAVE, jobs[r.job_id].reason) for r in results if r.ok]
-                self.ledger.apply(ok, self.clock())
-                report.cancelled += len(ok)
+                chosen = [
+                    (pilots[c.pilot_id], c.reason) for c in sp.cancel if c.graceful is graceful and c.pilot_id in pilots
+                ]
+                report.cancelled += await self._leave(site.name, chosen, graceful)
         if sp.submit > 0:
             await self._submit(site, provider, sp.submit, report)
 
     async def _submit(self, site: SiteConfig, provider: Provider, n: int, report: CycleReport) -> None:
-        sub_id = uuid.uuid4().hex[:10]
+        sub_id = self.new_id()
         requests = tuple(
             PilotRequest(
-                pilot_id=f"{site.name}-{uuid.uuid4().hex[:10]}",
-                cpus=site.slot.cpus,
-                memory_mb=site.slot.memory_mb,
-                disk_mb=site.slot.disk_mb,
-                gpus=site.slot.gpus,
-                walltime_s=site.walltime,
+                f"{site.name}-{self.new_id()}",
+                site.slot.cpus,
+                site.slot.memory_mb,
+                site.slot.disk_mb,
+                site.slot.gpus,
+                site.walltime,
             )
             for _ in range(n)
         )
@@ -220,10 +258,9 @@ class Factory:
         )
         try:
             submitted = await provider.submit(submission)
-        except (ProviderError, CampusFactoryError) as exc:
+        except CampusFactoryError as exc:
             self.ledger.apply(
-                [Update(r.pilot_id, PilotEvent.SUBMIT_FAILED, str(exc)[:2000]) for r in requests],
-                self.clock(),
+                [Update(r.pilot_id, PilotEvent.SUBMIT_FAILED, str(exc)[:2000]) for r in requests], self.clock()
             )
             raise
         self.ledger.apply(
@@ -231,21 +268,76 @@ class Factory:
             self.clock(),
         )
         report.submitted += len(submitted)
-        log.info(
-            "%s: submitted %d pilot(s) as %s",
-            site.name,
-            len(submitted),
-            ", ".join(s.job_id for s in submitted),
-        )
+        log.info("%s: submitted %d pilot(s) as %s", site.name, len(submitted), ", ".join(s.job_id for s in submitted))
+
+    async def _operator_requests(self, report: CycleReport) -> None:
+        """Drain requests queued by operators (API): ask each pilot to leave, once."""
+        for req in pending_requests(self.ledger, self.name):
+            now = self.clock()
+            pilot = self.ledger.pilot(req.target) if req.kind == DRAIN_PILOT else None
+            if req.kind != DRAIN_PILOT:
+                complete_request(self.ledger, req.id, now=now, result=f"unknown request kind {req.kind!r}")
+            elif pilot is None or pilot.state not in LIVE:
+                complete_request(self.ledger, req.id, now=now, result="already ended")
+            elif pilot.job_id is None or pilot.site not in self.providers:
+                if pilot.state is not PilotState.REQUESTED:  # requested: its job id comes next cycle
+                    complete_request(self.ledger, req.id, now=now, result="cancel failed: no job at a known site")
+            else:
+                graceful = pilot.state in (PilotState.RUNNING, PilotState.JOINED, PilotState.RETIRING)
+                try:
+                    n = await self._leave(pilot.site, [(pilot, f"drained: {req.reason}")], graceful)
+                except CampusFactoryError as exc:
+                    report.errors.append(f"drain {pilot.pilot_id}: {exc}")
+                    complete_request(self.ledger, req.id, now=now, result=f"cancel failed: {exc}")
+                    continue
+                complete_request(self.ledger, req.id, now=now, result="asked to leave" if n else "cancel failed")
 
     # -- the cycle --------------------------------------------------------------------------
+    async def _site_specs(
+        self, sites: Sequence[SiteConfig], now: float, unhealthy: Mapping[str, str], dry_run: bool, report: CycleReport
+    ) -> list[SiteSpec]:
+        health = {
+            s.name: site_health_of(
+                s, self.ledger.pilots(factory=self.name, site=s.name, limit=50), now, joins_observed=self._pool_ok
+            )
+            for s in sites
+        }
+        offline: dict[str, int] = {}
+        if self.offline is not None and not dry_run:
+            try:
+                offline = await asyncio.to_thread(self.offline.matched, now)
+            except PoolError as exc:
+                report.errors.append(f"offline ads: {exc}")
+        learned = {s.name: ad for s in sites if (ad := self.learned.get(s.name)) is not None}
+        return site_specs(sites, learned=learned, health=health, unhealthy=unhealthy, offline=offline)
+
+    async def _publish_offline(self, specs: Sequence[SiteSpec], report: CycleReport) -> None:
+        if self.offline is None:
+            return
+        ads = {s.name: s.slot_ad for s in specs if s.enabled and s.slot_ad is not None}
+        try:
+            await asyncio.to_thread(self.offline.publish, ads)
+            gone = [s.name for s in self.config.sites if s.name not in ads]
+            if gone:
+                await asyncio.to_thread(self.offline.withdraw, gone)
+        except PoolError as exc:
+            report.errors.append(f"offline ads: {exc}")
+
     def _views(self, live: Sequence[PilotRecord]) -> list[PilotView]:
-        return [PilotView(p.pilot_id, p.site, p.state.value, p.state_since, None, p.job_id is not None) for p in live]
+        margins = {s.name: min(s.batch.term_margin, s.walltime / 2) for s in self.config.sites}
+        slots = self._slots if self._pool_ok else None
+        return [v for p in live for v in pilot_views([p], slots, retire_margin_s=margins.get(p.site, 0.0))]
 
     async def run_once(self, *, dry_run: bool = False, demand: Sequence[JobGroup] | None = None) -> CycleReport:
         started = time.monotonic()
         report = CycleReport(started_at=self.clock(), dry_run=dry_run)
-        sites = self.config.sites
+        if not dry_run and not self._take_lease():
+            report.standby = True  # another factory of this name acts on this ledger
+            report.duration_s = time.monotonic() - started
+            return report
+        sites = effective_sites(
+            self.config.sites, get_overrides(self.ledger, self.name), site_controls(self.ledger, self.name)
+        )
         try:
             groups = list(demand) if demand is not None else await asyncio.to_thread(self.demand.idle_groups)
             demand_ok = True
@@ -253,35 +345,35 @@ class Factory:
             groups, demand_ok = [], False
             report.errors.append(f"demand: {exc}")
             log.warning("cannot read demand, no pilots are started or cancelled: %s", exc)
-        health: dict[str, tuple[bool, str]] = {s.name: (True, "") for s in sites}
-        if dry_run:
-            health = {s.name: (True, "") for s in sites}
-        else:
+        unhealthy: dict[str, str] = {}
+        if not dry_run:
+            await self._operator_requests(report)
+            await self._observe_pool(report)
 
             async def observe(site: SiteConfig) -> None:
                 before = len(report.errors)
-                ok = await self._guarded(site, lambda: self._observe_site(site, report), "observe", report)
-                if not ok:
-                    health[site.name] = (False, report.errors[before].split(": ", 1)[-1][:200])
+                if not await self._guarded(site, lambda: self._observe_site(site, report), "observe", report):
+                    unhealthy[site.name] = report.errors[before].split(": ", 1)[-1][:200]
 
             await asyncio.gather(*(observe(s) for s in sites))
+        if not demand_ok:
+            unhealthy = {s.name: "demand unreadable" for s in sites}
         now = self.clock()
-        specs = [
-            site_spec(
-                s,
-                healthy=health[s.name][0] and demand_ok,
-                note=health[s.name][1] or ("" if demand_ok else "demand unreadable"),
-            )
-            for s in sites
-        ]
-        report.plan = plan(groups, specs, self._views(self.ledger.live_pilots(self.name)), now)
+        specs = await self._site_specs(sites, now, unhealthy, dry_run, report)
+        live = self.ledger.live_pilots(self.name)
+        report.plan = self.make_plan(groups, specs, self._views(live), now)
+        if any(s.cost_per_core_hour for s in sites):  # spend ceilings only matter where pilots cost
+            spent = self.ledger.pilots_since(self.name, now - 86400)
+            report.plan = apply_budget(report.plan, self.config, sites, spent, now)
         if not dry_run:
+            log_plan(log, report.plan.to_dict())  # one line per decision
             current = report.plan
 
             async def act(site: SiteConfig) -> None:
                 await self._guarded(site, lambda: self._act_site(site, current, report), "act", report)
 
-            await asyncio.gather(*(act(s) for s in sites if health[s.name][0] and demand_ok))
+            await asyncio.gather(*(act(s) for s in sites if s.name not in unhealthy))
+            await self._publish_offline(specs, report)
         report.duration_s = time.monotonic() - started
         if not dry_run:
             self.ledger.record_cycle(
@@ -299,45 +391,28 @@ class Factory:
         return report
 
     async def run_forever(
-        self,
-        stop: asyncio.Event,
-        *,
-        dry_run: bool = False,
-        on_cycle: Callable[[CycleReport], None] | None = None,
+        self, stop: asyncio.Event, *, dry_run: bool = False, on_cycle: Callable[[CycleReport], None] | None = None
     ) -> None:
         """Cycle every ``cycle_interval`` seconds until ``stop`` is set."""
         interval = self.config.factory.cycle_interval
-        while not stop.is_set():
-            begun = time.monotonic()
-            try:
-                report = await self.run_once(dry_run=dry_run)
-            except CampusFactoryError as exc:  # the loop never dies of one bad cycle
-                log.error("cycle failed: %s", exc)
-            else:
-                if on_cycle is not None:
-                    on_cycle(report)
-            wait = max(0.0, interval - (time.monotonic() - begun))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), wait)
-
-
-def build_factory(
-    config: Config,
-    *,
-    ledger_url: str | None = None,
-    demand_file: str | None = None,
-    executor: Executor | None = None,
-) -> Factory:
-    """Open the ledger and build the demand source and one provider per site."""
-    from .demand.fake import FileDemand
-    from .demand.htcondor import HTCondorDemand
-    from .pilot.payload import GlideinBuilder
-    from .providers import build_provider
-    from .transport.executor import LocalExecutor
-
-    ledger = Ledger.open(ledger_url or config.factory.ledger_url)
-    demand: DemandSource = FileDemand(demand_file) if demand_file else HTCondorDemand(config.pool)
-    run = executor or LocalExecutor()
-    glidein = GlideinBuilder(config.pool, config.pilot, run, config.factory.name)
-    providers = {s.name: build_provider(s, config.pilot, run, config.factory.name, glidein) for s in config.sites}
-    return Factory(config, ledger, demand, providers)
+        try:
+            while not stop.is_set():
+                begun = time.monotonic()
+                standby = False
+                try:
+                    report = await self.run_once(dry_run=dry_run)
+                except CampusFactoryError as exc:  # the loop never dies of one bad cycle
+                    log.error("cycle failed: %s", exc)
+                else:
+                    standby = report.standby
+                    if on_cycle is not None:
+                        on_cycle(report)
+                # a standby tries the lease twice a cycle, so it takes over within two cycles
+                period = interval / 2 if standby else interval
+                wait = max(0.0, period - (time.monotonic() - begun))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), wait)
+        finally:
+            if not dry_run:
+                with contextlib.suppress(CampusFactoryError, SQLAlchemyError):
+                    release_lease(self.ledger, self.name, self.holder)

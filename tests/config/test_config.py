@@ -158,7 +158,7 @@ def test_absolute_work_dir_accepted() -> None:
     ("site", "path"),
     [
         ({"name": "1bad", "provider": "fake"}, "sites[1bad].name"),
-        ({"name": "a", "provider": "pbs"}, "sites[a].provider"),
+        ({"name": "a", "provider": "condor-g"}, "sites[a].provider"),
         ({"name": "a", "provider": "fake", "walltime": 0}, "sites[a].walltime"),
         ({"name": "a", "provider": "fake", "walltime": "soon"}, "sites[a].walltime"),
         ({"name": "a", "provider": "fake", "slot": {"cpus": 0}}, "sites[a].slot.cpus"),

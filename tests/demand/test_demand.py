@@ -237,3 +237,15 @@ def test_missing_demand_file(tmp_path: Path) -> None:
 def test_groups_from_json_names_its_source() -> None:
     with pytest.raises(DemandError, match=r"^snap: groups\[0\]"):
         groups_from_json({"groups": [{"count": 1, "bogus": 1}]}, "snap")
+
+
+def test_attributes_the_requirements_refer_to_are_kept_and_split_groups() -> None:
+    req = "Requirements = (TARGET.Disk >= RequestDisk) && (TARGET.FileSystemDomain == MY.FileSystemDomain)"
+    a = job(1, 0, f'{req}; RequestDisk = DiskUsage; DiskUsage = 45; FileSystemDomain = "a.edu"')
+    b = job(1, 1, f'{req}; RequestDisk = DiskUsage; DiskUsage = 45; FileSystemDomain = "b.edu"')
+    groups = group_job_ads([a, b], "s")
+    assert len(groups) == 2  # same shape, different FileSystemDomain: different groups
+    attrs = {g.attributes["FileSystemDomain"] for g in groups}
+    assert attrs == {'"a.edu"', '"b.edu"'}
+    assert all(g.attributes["DiskUsage"] == "45" for g in groups)
+    assert all("Owner" not in g.attributes and "RequestCpus" not in g.attributes for g in groups)

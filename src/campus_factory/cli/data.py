@@ -85,6 +85,7 @@ def factory_status(config: Config, ledger: Ledger) -> dict[str, Any]:
 def report_data(report: CycleReport) -> dict[str, Any]:
     return {
         "dry_run": report.dry_run,
+        "standby": report.standby,
         "submitted": report.submitted,
         "cancelled": report.cancelled,
         "adopted": report.adopted,

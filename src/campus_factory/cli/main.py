@@ -230,9 +230,13 @@ def factory_run(
     as_json: bool,
 ) -> None:
     """Run the factory: every cycle_interval, observe sites, plan, submit and cancel pilots."""
-    from ..factory import build_factory
+    from ..assemble import build_factory
 
     cfg = _config(ctx)
+    if not ctx.find_root().obj.get("verbose"):
+        from ..logs import configure_logging
+
+        configure_logging(cfg.logging.format, level=getattr(logging, cfg.logging.level.upper()))
     fac = build_factory(cfg, ledger_url=ledger_url, demand_file=demand_file)
 
     def show(report: Any) -> None:
@@ -247,6 +251,8 @@ def factory_run(
                 f"adopted {report.adopted}, orphans cancelled {report.orphans_cancelled}"
             )
         )
+        if report.standby:
+            head = "standby: another factory of this name holds the ledger's lease"
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(report.started_at))
         click.echo(f"cycle at {when} ({report.duration_s:.2f} s): {head}")
         if report.plan is not None:
@@ -272,6 +278,32 @@ def factory_run(
 from .pool_cmd import condor_config  # noqa: E402
 
 cli.add_command(condor_config)
+
+from .cloud_cmd import site_scale  # noqa: E402
+
+site.add_command(site_scale)
+
+from .bench_cmd import bench  # noqa: E402
+from .plan_cmd import plan  # noqa: E402
+
+cli.add_command(plan)
+cli.add_command(bench)
+
+from .sim_cmd import bench_provisioning, demo, simulate  # noqa: E402
+
+cli.add_command(demo)
+cli.add_command(simulate)
+bench.add_command(bench_provisioning)
+
+from .ops_cmd import register_ops  # noqa: E402
+
+register_ops(cli)
+
+from .doctor_cmd import doctor  # noqa: E402
+from .init_cmd import init  # noqa: E402
+
+cli.add_command(init)
+cli.add_command(doctor)
 
 
 def main() -> None:

@@ -2,7 +2,9 @@
 
 Idle jobs (``JobStatus == 1``) of every configured schedd (or every schedd the collector
 knows) are grouped by the attributes a matchmaker looks at: owner, requested cpus, memory,
-disk, GPUs and the Requirements expression, like the schedd's autoclusters.
+disk, GPUs, the Requirements expression and the job's own attributes it refers to (such as
+``DiskUsage`` or ``MY.FileSystemDomain``), like the schedd's autoclusters. A first query reads a
+small projection; when Requirements refer to attributes outside it, a second query fetches them.
 """
 
 from __future__ import annotations
@@ -31,7 +33,28 @@ PROJECTION = [
     "Requirements",
     "CampusFactoryRoute",
     "WantCloud",
+    "DiskUsage",
+    "FileSystemDomain",
+    "AcctGroup",
+    "AccountingGroup",
 ]
+#: attributes the JobGroup models itself (not copied into ``attributes``)
+_MODELED = frozenset(
+    a.lower() for a in ("ClusterId", "ProcId", "Owner", "RequestCpus", "RequestMemory", "RequestGPUs", "Requirements")
+)
+#: always kept when present: routes and what site START policies commonly look at
+_ALWAYS = ("CampusFactoryRoute", "WantCloud", "AcctGroup", "AccountingGroup")
+
+
+def referenced(ad: Any) -> set[str]:
+    """The job's own attributes its Requirements refer to (directly or through other attributes)."""
+    try:  # lookup does not decode: a non-UTF-8 value must not fail the whole schedd's query
+        req = ad.lookup("Requirements")
+    except Exception:
+        return set()
+    names = set(ad.internalRefs(req))
+    names |= {r[3:] for r in ad.externalRefs(req) if r.lower().startswith("my.")}
+    return {n for n in names if n and n.lower() not in _MODELED}
 
 
 def _num(ad: Any, name: str, default: float) -> float:
@@ -62,9 +85,11 @@ def group_job_ads(ads: Iterable[Any], schedd: str) -> list[JobGroup]:
             memory = max(0, int(_num(ad, "RequestMemory", 1024)))
             disk = max(0, int(_num(ad, "RequestDisk", 1024 * 1024) / 1024))  # KiB -> MiB
             gpus = max(0, int(_num(ad, "RequestGPUs", 0)))
-            req = ad.get("Requirements")
-            requirements = str(req) if req is not None else "true"
-            attributes = {k: str(ad.lookup(k)) for k in ("CampusFactoryRoute", "WantCloud") if k in ad}
+            # ClassAd text, as for attributes: a string literal stays quoted (a str() of ad.get()
+            # would paste its content, e.g. 'true; Owner = "alice"', into the planner's job ad)
+            requirements = str(ad.lookup("Requirements")) if "Requirements" in ad else "true"
+            names = referenced(ad) | {k for k in _ALWAYS if k in ad}
+            attributes = {k: str(ad.lookup(k)) for k in sorted(names) if k in ad}
             job = f"{ad.get('ClusterId', '?')}.{ad.get('ProcId', '?')}"
         except Exception as exc:  # a malformed ad is skipped, never fatal
             log.warning("%s: skipping a malformed job ad: %s", schedd, exc)
@@ -110,7 +135,12 @@ class HTCondorDemand:
         for sad in schedd_ads:
             name = str(sad.get("Name", "?"))
             try:
-                ads = htcondor2.Schedd(sad).query(constraint=constraint, projection=PROJECTION)
+                schedd = htcondor2.Schedd(sad)
+                ads = schedd.query(constraint=constraint, projection=PROJECTION)
+                wanted = {p.lower() for p in PROJECTION}
+                more = sorted({n for ad in ads for n in referenced(ad) if n.lower() not in wanted})
+                if more:
+                    ads = schedd.query(constraint=constraint, projection=PROJECTION + more)
             except Exception as exc:
                 log.warning("schedd %s: cannot read idle jobs: %s", name, exc)
                 continue

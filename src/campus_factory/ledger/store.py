@@ -14,7 +14,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import Engine, create_engine, event, func, or_, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -264,6 +264,15 @@ class Ledger:
             q = q.where(PilotRow.state.in_([st.value for st in states]))
         if limit is not None:
             q = q.limit(limit)
+        with self._tx() as s:
+            return [PilotRecord.of(r) for r in s.scalars(q)]
+
+    def pilots_since(self, factory: str, since: float) -> list[PilotRecord]:
+        """Live pilots and those that ended at or after ``since`` (spend over a window)."""
+        q = select(PilotRow).where(
+            PilotRow.factory == factory,
+            or_(PilotRow.state.in_([st.value for st in LIVE]), PilotRow.ended_at >= since),
+        )
         with self._tx() as s:
             return [PilotRecord.of(r) for r in s.scalars(q)]
 

@@ -115,7 +115,8 @@ def _static_config(spec: GlideinSpec) -> list[str]:
         f"STARTER_UPDATE_INTERVAL = {max(5, min(300, int(spec.update_interval_s)))}",
         f"CampusFactoryRetireMargin = {int(spec.retire_margin_s)}",
         f"CF_SITE_START = ({check_config_value(spec.start)})",
-        "START = $(CF_SITE_START) && (time() < CampusFactoryPilotEnd - CampusFactoryRetireMargin)",
+        # no new job once less than retire_margin of the walltime is left
+        f"START = $(CF_SITE_START) && (time() < MY.CampusFactoryPilotEnd - {int(spec.retire_margin_s)})",
     ]
     if spec.ccb:
         lines.append("CCB_ADDRESS = $(COLLECTOR_HOST)")
@@ -126,11 +127,14 @@ def _static_config(spec: GlideinSpec) -> list[str]:
         *attrs,
         "CampusFactoryPilotId",
         "CampusFactoryPilotEnd",
+        "CampusFactoryRetireMargin",
         "CampusFactoryJobId",
         "HasCVMFS",
         "HasSingularity",
     ]
     lines.append("STARTD_ATTRS = $(STARTD_ATTRS) " + " ".join(names))
+    # the job's route is copied into its slot ad, so accounting can tell routes apart
+    lines.append("STARTD_JOB_ATTRS = $(STARTD_JOB_ATTRS) CampusFactoryRoute")
     for name, value in spec.extra_config.items():
         lines.append(f"{check_attribute_name(name)} = {check_config_value(value)}")
     return lines
@@ -152,6 +156,7 @@ def glidein_payload(spec: GlideinSpec) -> list[str]:
         "# --- glidein: find HTCondor -----------------------------------------------------",
         f'cf_dir=$(mktemp -d "{spec.scratch}/cf-pilot.XXXXXX") || exit 70',
         "trap 'rm -rf \"$cf_dir\"' EXIT",
+        'chmod 755 "$cf_dir"  # jobs run as their owner and must reach execute/',
         "cf_release=''",
         f"for p in {locations}; do",
         '  if [ -x "$p/sbin/condor_master" ]; then cf_release=$p; break; fi',

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from ..config import PilotOptions, PoolOptions, SiteConfig
+from ..planner.inputs import slot_policy
+from ..planner.slotad import start_expression
 from ..transport.executor import Executor
 from .glidein import GlideinSpec
 from .tokens import mint_pilot_token
@@ -24,8 +26,10 @@ class GlideinBuilder:
     async def spec(self, site: SiteConfig, summary_dir: str = "") -> GlideinSpec:
         lifetime = site.walltime + self.pilot.token.queue_allowance
         token = await mint_pilot_token(self.executor, self.pilot.token, site.name, lifetime)
-        start = getattr(site, "start", None) or "True"
-        attributes = dict(getattr(site.slot, "attributes", {}) or {})
+        policy = slot_policy(site)
+        start = start_expression(policy.start, policy.allowed_owners, policy.allowed_groups)
+        attributes = dict(policy.attributes)
+        attributes["CampusFactoryPreemptable"] = "true" if site.preemptable else "false"
         return GlideinSpec(
             collector=self.pool.collector,
             site=site.name,
@@ -39,8 +43,8 @@ class GlideinBuilder:
             retire_margin_s=int(min(self.pilot.retire_margin, site.walltime / 2)),
             update_interval_s=int(self.pilot.update_interval),
             is_cloud=site.provider in CLOUD_PROVIDERS,
-            start=str(start),
-            attributes={k: str(v) for k, v in attributes.items()},
+            start=start,
+            attributes=attributes,
             condor_locations=self.pilot.condor_locations,
             tarball=self.pilot.tarball,
             cvmfs_repositories=self.pilot.cvmfs_repositories,

@@ -46,8 +46,13 @@ class PilotScript:
 
 def render_batch_script(spec: PilotScript) -> str:
     """The full text of the batch script."""
-    if spec.payload != "command":
-        raise NotSupportedError(f'pilot payload {spec.payload!r} is not supported yet; use payload = "command"')
+    if spec.payload == "glidein" and spec.glidein is None:
+        raise NotSupportedError(
+            "pilot payload 'glidein' needs the pool's collector and a token, which this provider "
+            'does not supply yet; use payload = "command"'
+        )
+    if spec.payload not in ("command", "glidein"):
+        raise NotSupportedError(f"pilot payload {spec.payload!r} is not supported")
     if not spec.pilot_ids:
         raise ValueError("a batch script needs at least one pilot id")
     for pid in spec.pilot_ids:

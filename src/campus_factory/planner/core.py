@@ -9,8 +9,8 @@ deterministic match results), so the same input always gives the same plan.
    ``max_queued``, ``max_submit_per_cycle`` and the ceiling, zero when the site is disabled,
    unobserved or backing off, one pilot in the queue at a time while probing.
 3. **Place** groups, largest jobs first (first-fit decreasing), each over its matched sites
-   in preference order — rank (higher first), cost per core-hour, recent start latency, config
-   order — into the capacity already there, then into new pilots within the budget, spilling
+   in preference order — rank (higher first), cost per core-hour, recent start latency (whole
+   minutes), config order — into the capacity already there, then into new pilots within the budget, spilling
    to the next site when one cannot take all (:mod:`.packing`).
 4. **Floor, offline signal**: a site below its floor gets pilots up to it; a site whose offline
    ad the negotiator matched recently, and that none of the visible groups matches, gets
@@ -57,9 +57,13 @@ def fits(group: JobGroup, site: SiteSpec) -> str | None:
 
 
 def site_order(site: SiteSpec, index: int) -> tuple[float, float, float, int]:
-    """Preference key (smaller first): rank, cost per core-hour, start latency, config order."""
+    """Preference key (smaller first): rank, cost per core-hour, start latency, config order.
+
+    Latency counts in whole minutes (sites a few seconds apart keep their config order); a site
+    with no recent start counts as fast, so it gets tried.
+    """
     latency = site.health.start_latency_s if site.health and site.health.start_latency_s else 0.0
-    return (-site.rank, site.cost_per_core_hour, latency, index)
+    return (-site.rank, site.cost_per_core_hour, float(int(latency // 60)), index)
 
 
 @dataclass
@@ -73,6 +77,10 @@ class _Site:
     reasons: list[str] = field(default_factory=list)
     matched_groups: int = 0
     exhausted: bool = False
+    key: tuple[float, float, float, int] = (0.0, 0.0, 0.0, 0)
+
+    def __post_init__(self) -> None:
+        self.key = site_order(self.spec, self.index)
 
 
 def _budget(site: SiteSpec, pilots: Sequence[PilotView]) -> tuple[int, str | None, dict[str, int]]:
@@ -114,8 +122,9 @@ def _bins(site: SiteSpec, pilots: Sequence[PilotView], budget: int, now: float) 
             )
         life = _INF if p.retire_at is None else p.retire_at - now
         bins.add_existing(p.pilot_id, free, life)
-    for p in queued:
-        bins.add_existing(p.pilot_id, full, site.walltime_s)
+    if site.enabled:  # a disabled site's queued pilots are not capacity: they are cancelled
+        for p in queued:
+            bins.add_existing(p.pilot_id, full, site.walltime_s)
     return bins
 
 
@@ -123,11 +132,16 @@ def _size_key(g: JobGroup) -> tuple[int, int, int, int, str]:
     return (-g.gpus, -g.cpus, -g.memory_mb, -g.disk_mb, g.group_id)
 
 
-def _runtime(g: JobGroup, site: SiteSpec) -> float:
-    declared = job_runtime_s(g)
-    if declared is not None:
-        return declared
-    return min(site.job_runtime_s, site.walltime_s)
+def _runtime(declared: float | None, site: SiteSpec) -> float:
+    """The lifetime a pilot needs left to count as capacity for a job.
+
+    Capped at half a pilot's usable life (walltime less the retire margin): a job as long as a
+    whole pilot fits no running pilot (each has less than its walltime left), and without the cap
+    running pilots would never count for it,
+    so every cycle would start more pilots for jobs that are about to land on existing ones.
+    """
+    runtime = declared if declared is not None else site.job_runtime_s
+    return min(runtime, max(0.0, site.walltime_s - site.retire_margin_s) / 2)
 
 
 def _place(g: JobGroup, outcomes: Sequence[MatchOutcome], states: Sequence[_Site]) -> tuple[GroupDecision, list[_Site]]:
@@ -143,14 +157,16 @@ def _place(g: JobGroup, outcomes: Sequence[MatchOutcome], states: Sequence[_Site
         )
         reason = "matches no site" + (f": {why}" if why else ": no sites configured")
         return GroupDecision(g.group_id, g.count, None, 0, 0, reason, names), []
-    usable = sorted((st for st in matched if st.spec.healthy), key=lambda st: site_order(st.spec, st.index))
+    usable = sorted((st for st in matched if st.spec.healthy), key=lambda st: st.key)
+    shape = _shape(g)
+    declared = job_runtime_s(g)
     left = g.count
     placements: list[Placement] = []
     bound: list[str] = []
     for st in usable:
         if left == 0:
             break
-        placed, existing, opened = st.bins.take(_shape(g), _runtime(g, st.spec), left)
+        placed, existing, opened = st.bins.take(shape, _runtime(declared, st.spec), left)
         if placed:
             placements.append(Placement(st.spec.name, placed, existing, opened))
             left -= placed
@@ -158,9 +174,8 @@ def _place(g: JobGroup, outcomes: Sequence[MatchOutcome], states: Sequence[_Site
             st.exhausted = True
             limit = st.bound or min(st.rooms, key=lambda k: st.rooms[k])
             bound.append(f"{st.spec.name}: {limit}")
-    for st in matched:
-        if not st.spec.healthy:
-            bound.append(f"{st.spec.name}: unhealthy")
+    if left:
+        bound.extend(f"{st.spec.name}: unhealthy" for st in matched if not st.spec.healthy)
     pilots = sum(p.new_pilots for p in placements)
     first = placements[0].site if placements else None
     per = jobs_per_pilot(g, next(st.spec for st in usable if st.spec.name == first)) if first else 0
@@ -181,7 +196,8 @@ def _cancels(st: _Site, submit: int, now: float) -> list[Cancel]:
     spec = st.spec
     used = st.bins.used_pilots()
     active = [p for p in st.pilots if p.state != "retiring"]
-    keep_floor = max(0, len(active) + submit - spec.floor)
+    floor = spec.floor if spec.enabled else 0
+    keep_floor = max(0, len(active) + submit - floor)
     cap = spec.max_pilots if spec.ceiling is None else min(spec.max_pilots, spec.ceiling)
     excess = max(0, len(active) - cap)
     cancels: list[Cancel] = []
@@ -237,8 +253,7 @@ def _site_plan(st: _Site, now: float) -> SitePlan:
     active = sum(1 for p in st.pilots if p.state != "retiring")
     if spec.floor and active + submit < spec.floor:
         extra = min(spec.floor - active - submit, budget_left)
-        if extra:
-            reasons.append(f"floor {spec.floor}: {extra} more pilot(s)")
+        reasons.append(f"floor {spec.floor}: {extra} more pilot(s)" + ("" if extra else " (no room)"))
         submit += extra
         budget_left -= extra
     if spec.offline_requests > 0 and st.matched_groups == 0:
@@ -260,7 +275,8 @@ def _site_plan(st: _Site, now: float) -> SitePlan:
     if st.exhausted and bound is None:
         bound = min(st.rooms, key=lambda k: st.rooms[k])
     if bound is not None and st.exhausted:
-        reasons.append(f"limited to {submit} new pilot(s) by {bound} (rooms: {st.rooms})")
+        rooms = ", ".join(f"{k} {max(v, 0)}" for k, v in st.rooms.items())
+        reasons.append(f"limited to {submit} new pilot(s) by {bound} (room left before this cycle: {rooms})")
     elif submit:
         reasons.append(f"submits {submit}")
     cancels = _cancels(st, submit, now)
@@ -272,7 +288,7 @@ def _site_plan(st: _Site, now: float) -> SitePlan:
         tuple(cancels),
         needed,
         supply,
-        bound if st.exhausted else st.bound,
+        bound if st.exhausted else None,
         tuple(reasons),
         bins.jobs,
         health,
@@ -303,9 +319,10 @@ def plan(
         budget, bound, rooms = _budget(s, by_site[s.name])
         states.append(_Site(s, i, by_site[s.name], _bins(s, by_site[s.name], budget, now), bound, rooms))
     decisions: list[GroupDecision] = []
+    site_keys = [(s, cache.site_key(s)) for s in sites]
     for g in groups:
         key = group_key(g)
-        outcomes = [cache.match(g, s, key) for s in sites]
+        outcomes = [cache.match(g, s, key, sk) for s, sk in site_keys]
         decision, matched = _place(g, outcomes, states)
         for st in matched:
             st.matched_groups += 1

@@ -57,7 +57,8 @@ def group_explanation(
             "match": "yes" if outcome.ok else f"no: {outcome.failed}",
             "failed": [],
             "capacity": f"{sp.supply} pilot(s) there, {sp.jobs} job(s) placed in all",
-            "limit": bound.get(s.name) or sp.bound_by,
+            "limit": bound.get(s.name),
+            "site_bound_by": sp.bound_by,
             "jobs": 0,
             "new_pilots": 0,
             "into_existing": 0,
@@ -108,7 +109,9 @@ def render_group_explanation(data: dict[str, Any]) -> str:
                 f"{r['new_pilots']} new pilot(s)"
             )
             if r["limit"]:
-                lines.append(f"      limit: {r['limit']}")
+                lines.append(f"      limit that held this group back: {r['limit']}")
+            elif r["site_bound_by"]:
+                lines.append(f"      site limit reached (by other groups): {r['site_bound_by']}")
     return "\n".join(lines)
 
 

@@ -41,6 +41,26 @@ def build_provider(
     ``glidein`` builds the glidein payload (token, pool address) for batch sites when
     ``pilot.payload = "glidein"``.
     """
+    if site.transport.kind == "ssh":  # one connection per site, reused by all its commands
+        from ..transport.ssh import SSHExecutor
+
+        executor = SSHExecutor(site.transport, site=site.name)
+    if site.provider == "htcondor":
+        from .htcondor_remote import HTCondorRemoteProvider
+
+        return HTCondorRemoteProvider(site, pilot, factory_name, glidein)
+    if site.provider == "pbs":
+        from .pbs import pbs_provider
+
+        return pbs_provider(site, pilot, executor, factory_name, glidein)
+    if site.provider == "sge":
+        from .sge import SgeProvider
+
+        return SgeProvider(site, pilot, executor, factory_name, glidein)
+    if site.provider == "lsf":
+        from .lsf import LsfProvider
+
+        return LsfProvider(site, pilot, executor, factory_name, glidein)
     if site.provider == "slurm":
         from .slurm import SlurmProvider
 
@@ -49,6 +69,22 @@ def build_provider(
         from .local import LocalProvider
 
         return LocalProvider(site, pilot, factory_name, glidein)
+    if site.provider == "ec2":
+        from .ec2 import Ec2Provider
+
+        return Ec2Provider(site, pilot, factory_name)
+    if site.provider == "openstack":
+        from .openstack import OpenStackProvider
+
+        return OpenStackProvider(site, pilot, factory_name)
+    if site.provider == "libcloud":
+        from .libcloud import LibcloudProvider
+
+        return LibcloudProvider(site, pilot, factory_name)
+    if site.provider == "kubernetes":
+        from .kubernetes import KubernetesProvider
+
+        return KubernetesProvider(site, pilot, factory_name)
     if site.provider == "fake":
         from .fake import FakeProvider
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import math
+import posixpath
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 from ..config import PilotOptions, SiteConfig
-from ..errors import CommandError, NotSupportedError, ProviderError, SubmitError
+from ..errors import CommandError, NotSupportedError, ProviderError, SubmitError, UnsafeValueError
 from ..pilot.payload import GlideinBuilder
 from ..pilot.script import PilotScript, render_batch_script
 from ..transport.executor import CommandResult, Executor
@@ -23,6 +25,8 @@ from .base import CancelResult, JobState, JobStatus, Observation, Submission, Su
 __all__ = ["BatchProvider"]
 
 log = logging.getLogger(__name__)
+
+_WORD = re.compile(r"^[A-Za-z0-9_./:@%+=,-]+$")
 
 
 class BatchProvider(ABC):
@@ -37,6 +41,10 @@ class BatchProvider(ABC):
     array_base: ClassVar[int] = 0
     #: native state -> JobState
     state_table: ClassVar[Mapping[str, JobState]]
+    #: False: accounting commands are alternatives, tried in order until one finds something
+    #: (Slurm: sacct, then sacct -c). True: each command looks up some of the jobs (qacct -j and
+    #: tracejob take one job each): all are run and their findings merged; a timeout stops them.
+    accounting_merge: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -87,10 +95,44 @@ class BatchProvider(ABC):
     def cancel_argvs(self, job_ids: Sequence[str], graceful: bool) -> list[list[str]]:
         """Cancel commands to try in order until one succeeds."""
 
+    # -- optional hooks (the defaults keep the original behaviour) ---------------------------
+    def script_path(self, submission: Submission) -> str | None:
+        """None: the script goes to the submit command's stdin. A path: the script is staged
+        there on the site first (``sh -c 'cat > "$1"'``) and the path appended to the submit argv."""
+        return None
+
+    def index_var(self, submission: Submission) -> str:
+        """The variable the script reads its array index from. Schedulers that set the array
+        variable to a non-number outside arrays (SGE: "undefined", LSF: 0 with base 1) return
+        a variable nobody sets for one-pilot submissions, whose script then takes its only id."""
+        return self.array_index_var
+
+    def queue_empty(self, result: CommandResult) -> bool:
+        """Whether a failed queue listing only means "no jobs" (some qstat/bjobs exit non-zero)."""
+        return False
+
     # -- helpers for subclasses -------------------------------------------------------------
     @staticmethod
     def walltime_minutes(seconds: float) -> int:
         return max(1, math.ceil(seconds / 60))
+
+    @staticmethod
+    def hhmmss(seconds: float) -> str:
+        total = max(60, math.ceil(seconds))
+        return f"{total // 3600:02d}:{total // 60 % 60:02d}:{total % 60:02d}"
+
+    @staticmethod
+    def word(value: str, what: str) -> str:
+        """A value that a scheduler splits on blanks or a wrapper pastes into a shell line:
+        letters, digits and ``_ . / : @ % + = , -`` only; anything else is rejected."""
+        if not _WORD.match(value):
+            raise UnsafeValueError(f"{what} {value!r} may only hold letters, digits and _ . / : @ % + = , -")
+        return value
+
+    def command(self, name: str) -> str:
+        """A scheduler command, under ``batch.bin_dir`` when that is set."""
+        bin_dir = self.config.batch.bin_dir
+        return posixpath.join(bin_dir, name) if bin_dir else name
 
     async def _run(self, argv: Sequence[str], stdin: str | None = None) -> CommandResult:
         return await self.executor.run(
@@ -121,7 +163,7 @@ class BatchProvider(ABC):
                     "CAMPUS_FACTORY_NAME": self.factory_name,
                     "CAMPUS_FACTORY_SUBMISSION": submission.submission_id,
                 },
-                array_index_var=self.array_index_var,
+                array_index_var=self.index_var(submission),
                 array_base=self.array_base,
                 glidein=spec,
             )
@@ -130,9 +172,14 @@ class BatchProvider(ABC):
             if not self._work_dir_ready:
                 (await self._run(["mkdir", "-p", self.config.batch.work_dir])).check(site=self.site)
                 self._work_dir_ready = True
-            result = (await self._run(self.submit_argv(submission), stdin=script)).check(
-                site=self.site, message=f"{self.backend} submission failed"
-            )
+            path = self.script_path(submission)
+            if path is None:
+                result = await self._run(self.submit_argv(submission), stdin=script)
+            else:
+                stage = ["sh", "-c", 'umask 077 && cat > "$1"', "sh", path]
+                (await self._run(stage, stdin=script)).check(site=self.site, message="cannot stage the script")
+                result = await self._run([*self.submit_argv(submission), path])
+            result.check(site=self.site, message=f"{self.backend} submission failed")
         except CommandError as exc:
             raise SubmitError(f"{self.site}: {exc}", site=self.site) from exc
         try:
@@ -149,12 +196,18 @@ class BatchProvider(ABC):
 
     async def observe(self, job_ids: Sequence[str], tag_prefix: str) -> Observation:
         try:
-            listing = (await self._run(self.queue_argv())).check(
-                site=self.site, message=f"{self.backend} queue query failed"
-            )
+            listing = await self._run(self.queue_argv())
+            if not self.queue_empty(listing):
+                listing.check(site=self.site, message=f"{self.backend} queue query failed")
         except CommandError as exc:
             raise ProviderError(f"{self.site}: {exc}", site=self.site) from exc
-        queue = {s.job_id: s for s in self.parse_queue(listing.stdout)}
+        stdout = listing.stdout if listing.ok else ""
+        try:
+            parsed = self.parse_queue(stdout)
+        except ValueError as exc:
+            msg = f"{self.site}: cannot read the {self.backend} queue listing: {exc}"
+            raise ProviderError(msg, site=self.site) from exc
+        queue = {s.job_id: s for s in parsed}
         statuses: dict[str, JobStatus] = {j: queue[j] for j in job_ids if j in queue}
         missing = [j for j in job_ids if j not in queue]
         if missing:
@@ -167,19 +220,29 @@ class BatchProvider(ABC):
         return Observation(statuses=statuses, tagged=tagged)
 
     async def _accounting(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
+        merged: dict[str, JobStatus] = {}
         for argv in self.accounting_argvs(job_ids):
             try:
                 result = await self._run(argv)
             except CommandError as exc:
                 log.warning("%s: accounting command %s failed: %s", self.site, argv[0], exc)
+                if self.accounting_merge:
+                    break
                 continue
             if not result.ok:
                 log.debug("%s: %s exited %s: %s", self.site, argv, result.returncode, result.stderr)
                 continue
-            found = {s.job_id: s for s in self.parse_accounting(result.stdout) if s.job_id in job_ids}
-            if found:
+            try:
+                parsed = self.parse_accounting(result.stdout)
+            except ValueError as exc:
+                log.warning("%s: cannot read the answer of %s: %s", self.site, argv[0], exc)
+                continue
+            found = {s.job_id: s for s in parsed if s.job_id in job_ids}
+            if found and not self.accounting_merge:
                 return found
-        return {}
+            for job_id, status in found.items():
+                merged.setdefault(job_id, status)
+        return merged
 
     async def cancel(self, job_ids: Sequence[str], *, graceful: bool = True) -> list[CancelResult]:
         if not job_ids:

@@ -1,0 +1,83 @@
+"""What operators and budgets change in a cycle, between the config and the plan.
+
+Pure functions over plain data, called by the loop:
+
+* :func:`effective_sites`: the configured sites with the operators' overrides applied
+  (``site scale`` floor/ceiling, a paused or draining site gets no new pilots);
+* :func:`apply_budget`: the plan's submissions cut to what each site's and the overall spend
+  ceilings allow, site by site in preference order so the overall ceiling is never raced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+
+from .budget import Ceiling, PilotUsage, UsageRecord, allowed_pilots
+from .config import Config, SiteConfig
+from .ledger.controls import SiteControl
+from .ledger.overrides import SiteOverride, apply_override
+from .planner.types import Plan
+
+__all__ = ["apply_budget", "effective_sites"]
+
+
+def effective_sites(
+    sites: Iterable[SiteConfig],
+    overrides: Mapping[str, SiteOverride],
+    controls: Mapping[str, SiteControl],
+) -> tuple[SiteConfig, ...]:
+    """Sites as this cycle sees them: overrides applied, paused sites disabled."""
+    out = []
+    for site in sites:
+        update: dict[str, object] = {}
+        override = overrides.get(site.name)
+        if override is not None:
+            update["limits"] = apply_override(site.limits, override)
+        control = controls.get(site.name)
+        if control is not None and (control.paused or control.draining):
+            update["enabled"] = False
+        out.append(site.model_copy(update=update) if update else site)
+    return tuple(out)
+
+
+def apply_budget(
+    plan: Plan,
+    config: Config,
+    sites: Sequence[SiteConfig],
+    pilots: Iterable[PilotUsage],
+    now: float,
+) -> Plan:
+    """The plan with each site's submissions cut to what the spend ceilings allow."""
+    costs = {s.name: s.cost_per_core_hour for s in sites}
+    if not any(costs.values()):
+        return plan
+    records: list[PilotUsage] = list(pilots)
+    overall = Ceiling(config.budget.max_per_hour, config.budget.max_per_day)
+    by_name = {s.name: s for s in sites}
+    changed = {}
+    for sp in plan.sites:  # plan.sites is in preference (config) order
+        site = by_name.get(sp.site)
+        if site is None or sp.submit <= 0:
+            continue
+        decision = allowed_pilots(
+            site.name,
+            sp.submit,
+            site.slot.cpus,
+            records,
+            costs,
+            now,
+            site_ceiling=Ceiling(site.budget.max_per_hour, site.budget.max_per_day),
+            overall=overall,
+        )
+        records += [UsageRecord(site.name, site.slot.cpus, "requested")] * decision.allowed
+        if decision.allowed < sp.submit:
+            changed[sp.site] = dataclasses.replace(
+                sp,
+                submit=decision.allowed,
+                bound_by="budget",
+                reasons=(*sp.reasons, f"budget: {decision.reason}"),
+            )
+    if not changed:
+        return plan
+    return dataclasses.replace(plan, sites=tuple(changed.get(sp.site, sp) for sp in plan.sites))

@@ -1,0 +1,42 @@
+"""Builds a :class:`~campus_factory.factory.Factory` from a config: the real parts, wired."""
+
+from __future__ import annotations
+
+from .config import Config
+from .demand.base import DemandSource
+from .demand.fake import FileDemand
+from .demand.htcondor import HTCondorDemand
+from .factory import Factory
+from .ledger import Ledger
+from .pilot.payload import GlideinBuilder
+from .pool.htcondor import HTCondorJobs, HTCondorPool
+from .pool.offline import OfflineAdPublisher
+from .providers import build_provider
+from .transport.executor import Executor, LocalExecutor
+from .usage import JobTracker
+
+__all__ = ["build_factory"]
+
+
+def build_factory(
+    config: Config,
+    *,
+    ledger_url: str | None = None,
+    demand_file: str | None = None,
+    executor: Executor | None = None,
+) -> Factory:
+    """Open the ledger and build the demand source, the pool view and one provider per site.
+
+    With ``demand_file`` the demand comes from a JSON snapshot and the pool is not asked.
+    """
+    ledger = Ledger.open(ledger_url or config.factory.ledger_url)
+    demand: DemandSource = FileDemand(demand_file) if demand_file else HTCondorDemand(config.pool)
+    run = executor or LocalExecutor()
+    glidein = GlideinBuilder(config.pool, config.pilot, run, config.factory.name)
+    providers = {s.name: build_provider(s, config.pilot, run, config.factory.name, glidein) for s in config.sites}
+    if demand_file:
+        return Factory(config, ledger, demand, providers)
+    pool = HTCondorPool(config.pool, config.factory.name)
+    offline = OfflineAdPublisher(config.pool, config.factory.name) if config.pool.offline_ads else None
+    jobs = JobTracker(HTCondorJobs(config.pool, config.factory.name))
+    return Factory(config, ledger, demand, providers, pool=pool, offline=offline, jobs=jobs)

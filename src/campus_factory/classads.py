@@ -1,0 +1,268 @@
+"""Thin helpers over the real ClassAd library (``classad2``).
+
+Ads are always built by parsing ClassAd text (``[a = 1; b = "x"]``): building them item by item
+from Python values gave wrong scoping in some combinations with classad2 25.x (an unscoped
+attribute of the TARGET ad evaluated to UNDEFINED). Matching uses the library's own
+``matches``: ``a.matches(b)`` evaluates **b's** Requirements with ``a`` as TARGET.
+
+This module imports nothing from the project: anything may use it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import classad2
+
+__all__ = [
+    "ClassAdError",
+    "ParsedAd",
+    "ad_from_attributes",
+    "ad_text",
+    "check_expression",
+    "conjuncts",
+    "failed_clauses",
+    "is_identifier",
+    "literal",
+    "matches",
+    "parse_ad",
+    "parsed_ad",
+    "requirements_met",
+    "signature",
+    "value_text",
+]
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+
+# classad2 25.14 quirk (reproduced here): the first parse loads htcondor2 to register HTCondor's
+# ClassAd functions (versionGE, ...), and an ad parsed before the process's first evaluation of an
+# ad attribute can keep a wrong binding: condor_submit's default Requirements then evaluate to
+# ERROR on it for good. One parse and evaluation at import avoids it.
+classad2.parseOne('[CampusFactoryWarmUp = versionGE("25.0.0", "24.0.0")]').eval("CampusFactoryWarmUp")
+
+
+class ClassAdError(ValueError):
+    """ClassAd text that the library cannot parse."""
+
+
+def is_identifier(name: str) -> bool:
+    """True for a valid ClassAd attribute name."""
+    return bool(_IDENT.match(name))
+
+
+def literal(value: object) -> str:
+    """ClassAd text of a Python literal: bool, int, float, str (quoted) or a list of them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        quoted: str = classad2.quote(value)
+        return quoted
+    if isinstance(value, list | tuple):
+        return "{ " + ", ".join(literal(v) for v in value) + " }"
+    raise TypeError(f"no ClassAd literal for {type(value).__name__}")
+
+
+def check_expression(text: str) -> str:
+    """Return ``text`` when it parses as one ClassAd expression, else raise :class:`ClassAdError`.
+
+    classad2 parses the longest valid prefix and ignores the rest (``true; Owner = "x"`` gives
+    ``true``), so the text is also parsed as an attribute followed by a marker attribute: text
+    left over breaks the ad, or adds or hides an attribute of it.
+    """
+    end = f"cfEnd{secrets.token_hex(6)}"
+    try:
+        classad2.ExprTree(text)
+        ads = list(classad2.parseAds(f"[cfExpr = ({text}); {end} = 1]"))
+    except Exception as exc:  # classad2 raises its own exception type
+        raise ClassAdError(f"not a valid ClassAd expression: {text!r}") from exc
+    if len(ads) != 1 or sorted(k.lower() for k in ads[0]) != sorted(["cfexpr", end.lower()]):
+        raise ClassAdError(f"not a single ClassAd expression: {text!r}")
+    return text
+
+
+def ad_text(attributes: Mapping[str, str] | Iterable[tuple[str, str]]) -> str:
+    """``[name = expr; ...]`` from attribute names and ClassAd expression text."""
+    items = attributes.items() if isinstance(attributes, Mapping) else attributes
+    return "[" + "; ".join(f"{k} = {v}" for k, v in items) + "]"
+
+
+def parse_ad(text: str) -> Any:
+    """A ``classad2.ClassAd`` from its text; raises :class:`ClassAdError`."""
+    try:
+        ad = classad2.parseOne(text)
+    except Exception as exc:
+        raise ClassAdError(f"cannot parse ClassAd: {text[:200]!r}") from exc
+    if len(ad) == 0 and text.strip().strip("[]").strip():  # parseOne gives [] on a syntax error
+        raise ClassAdError(f"cannot parse ClassAd: {text[:200]!r}")
+    return ad
+
+
+def ad_from_attributes(attributes: Mapping[str, str] | Iterable[tuple[str, str]]) -> Any:
+    """A ``classad2.ClassAd`` from attribute -> expression text.
+
+    When the whole ad does not parse, each attribute is tried alone and the first bad one is
+    named in the error.
+    """
+    items = list(attributes.items() if isinstance(attributes, Mapping) else attributes)
+    try:
+        ad = parse_ad(ad_text(items))
+        if len(ad) != len({k.lower() for k, _ in items}):
+            raise ClassAdError("some attributes did not parse")
+        return ad
+    except ClassAdError:
+        for name, expr in items:
+            try:
+                check_expression(expr)
+            except ClassAdError as exc:
+                raise ClassAdError(f"attribute {name}: {exc}") from None
+        raise
+
+
+def matches(target: Any, ad: Any) -> bool:
+    """True when ``ad``'s Requirements is true with ``target`` as TARGET (the library's rule)."""
+    return bool(target.matches(ad))
+
+
+@dataclass(frozen=True)
+class ParsedAd:
+    """A parsed ad with its Requirements looked up once (matching many times is cheaper)."""
+
+    ad: Any
+    requirements: Any | None
+    always: bool
+
+
+def parsed_ad(attributes: Mapping[str, str] | Iterable[tuple[str, str]]) -> ParsedAd:
+    """:func:`ad_from_attributes`, keeping the Requirements expression and whether it is ``true``."""
+    items = list(attributes.items() if isinstance(attributes, Mapping) else attributes)
+    ad = ad_from_attributes(items)
+    low = {k.lower(): v.strip().lower() for k, v in items}
+    req = low.get("requirements")
+    always = req == "true" or (req == "start" and low.get("start") == "true")
+    try:
+        expr = ad.lookup("Requirements")
+    except KeyError:
+        expr = None
+    return ParsedAd(ad, expr, always)
+
+
+def requirements_met(ad: ParsedAd, target: ParsedAd) -> bool:
+    """``target.ad.matches(ad.ad)`` without the per-call lookup: same conversion rules."""
+    if ad.always:
+        return True
+    if ad.requirements is None:
+        return False
+    result = ad.requirements.eval(ad.ad, target.ad)
+    if isinstance(result, classad2.Value):
+        return False
+    if isinstance(result, bool | int | float):
+        return bool(result)
+    return False
+
+
+def value_text(value: object) -> str:
+    """A short printable form of an evaluation result."""
+    if isinstance(value, classad2.Value):
+        return str(value.name).upper()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return literal(value)
+    return str(value)
+
+
+def conjuncts(text: str) -> list[str]:
+    """The top-level ``&&`` clauses of an expression, outer parentheses unwrapped recursively.
+
+    ``(a && b) && c`` gives ``["a", "b", "c"]``; ``a || (b && c)`` gives one clause.
+    """
+    parts: list[str] = []
+    depth = 0
+    quote = False
+    start = 0
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            if ch == "\\":
+                i += 1
+            elif ch == '"':
+                quote = False
+        elif ch == '"':
+            quote = True
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "&" and depth == 0 and text.startswith("&&", i):
+            parts.append(text[start:i])
+            start = i + 2
+            i += 1
+        i += 1
+    parts.append(text[start:])
+    out: list[str] = []
+    for part in (p.strip() for p in parts):
+        if not part:
+            continue
+        inner = _unwrap(part)
+        out.extend(conjuncts(inner) if inner is not None else [part])
+    return out
+
+
+def _unwrap(part: str) -> str | None:
+    """The inside of ``( ... )`` when the parentheses enclose the whole text."""
+    if not (part.startswith("(") and part.endswith(")")):
+        return None
+    depth = 0
+    quote = False
+    for i, ch in enumerate(part):
+        if quote:
+            quote = not (ch == '"' and part[i - 1] != "\\")
+        elif ch == '"':
+            quote = True
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth == 0 and i != len(part) - 1:
+                return None
+    return part[1:-1]
+
+
+def failed_clauses(expression: str, scope: Any, target: Any) -> list[tuple[str, str]]:
+    """The top-level clauses of ``expression`` that are not true in (scope, target), with values.
+
+    An empty list means every clause is true (or the expression has no ``&&`` and is true).
+    """
+    out: list[tuple[str, str]] = []
+    for clause in conjuncts(expression):
+        try:
+            value = classad2.ExprTree(clause).eval(scope, target)
+        except Exception:
+            out.append((clause, "ERROR"))
+            continue
+        if isinstance(value, classad2.Value):
+            out.append((clause, value_text(value)))
+            continue
+        if value is True or (isinstance(value, int | float) and not isinstance(value, bool) and value != 0):
+            continue
+        out.append((clause, value_text(value)))
+    return out
+
+
+def signature(attributes: Iterable[tuple[str, str]]) -> str:
+    """A stable short hash of sorted attribute -> expression text pairs."""
+    h = hashlib.sha256()
+    for name, expr in sorted(attributes):
+        h.update(name.lower().encode())
+        h.update(b"\x1f")
+        h.update(expr.encode())
+        h.update(b"\x1e")
+    return h.hexdigest()[:16]

@@ -1,0 +1,62 @@
+"""``campus-factory bench``: benchmarks, and the figures recorded in docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from .render import render_json
+
+__all__ = ["bench"]
+
+
+@click.group("bench")
+def bench() -> None:
+    """Benchmarks (synthetic inputs; nothing is contacted)."""
+
+
+def _planner(jobs: int, groups: int, sites: int, runs: int, seed: int, as_json: bool, write: str | None) -> None:
+    from ..sim.bench_planner import machine_description, render_markdown, replace_section, run_planner_bench
+
+    r = run_planner_bench(jobs=jobs, groups=groups, sites=sites, runs=runs, seed=seed)
+    if as_json:
+        click.echo(render_json(asdict(r)))
+    else:
+        click.echo(
+            f"planner: {r.jobs} jobs, {r.groups} groups, {r.sites} sites, {r.pilots} pilots, {r.runs} runs\n"
+            f"  cold (new cache) median {r.cold_median_s * 1000:.0f} ms, CPU {r.cold_cpu_median_s * 1000:.0f} ms\n"
+            f"  warm (cache kept) median {r.warm_median_s * 1000:.0f} ms, CPU {r.warm_cpu_median_s * 1000:.0f} ms\n"
+            f"  peak memory (max RSS)  {r.peak_rss_mb:.0f} MB\n"
+            f"  {r.matched_pairs} matched (group, site) pairs, {r.unmatched_groups} unmatched groups, "
+            f"{r.submit} pilots to submit"
+        )
+    if write:
+        command = f"campus-factory bench planner --jobs {jobs} --groups {groups} --sites {sites} --runs {runs}"
+        section = render_markdown(r, command, machine_description(), time.strftime("%Y-%m-%d"))
+        path = Path(write)
+        doc = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+        path.write_text(replace_section(doc, section), encoding="utf-8")
+        click.echo(f"wrote the planner section of {path}", err=True)
+
+
+@bench.command("planner")
+@click.option("--jobs", default=100_000, show_default=True, help="Idle jobs in all.")
+@click.option("--groups", default=1000, show_default=True, help="Job groups (autoclusters).")
+@click.option("--sites", default=50, show_default=True, help="Sites.")
+@click.option("--runs", default=5, show_default=True, help="Plans timed (cold and warm each).")
+@click.option("--seed", default=1, show_default=True, help="Seed of the synthetic inputs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--write", type=click.Path(dir_okay=False), help="Record the figures in this Markdown file.")
+def bench_planner(jobs: int, groups: int, sites: int, runs: int, seed: int, as_json: bool, write: str | None) -> None:
+    """Median time of one plan (cold and warm match cache) and peak memory."""
+    _planner(jobs, groups, sites, runs, seed, as_json, write)
+
+
+@bench.command("all")
+@click.option("--write", type=click.Path(dir_okay=False), help="Record the figures in this Markdown file.")
+def bench_all(write: str | None) -> None:
+    """Every benchmark with its default size (what `make bench` runs)."""
+    _planner(100_000, 1000, 50, 5, 1, False, write)

@@ -1,0 +1,174 @@
+"""``campus-factory demo``, ``simulate`` and ``bench provisioning``: the simulator's commands.
+
+Nothing is contacted: sites, pool and clock are simulated; the factory loop, the planner and
+the ledger (a throwaway SQLite file) are the real ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .render import render_json
+
+__all__ = ["bench_provisioning", "demo", "simulate"]
+
+
+def _quiet() -> None:
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        logging.getLogger("campus_factory").setLevel(logging.WARNING)
+
+
+def _progress(total: int) -> Any:
+    from ..sim.engine import Sample
+
+    started = time.perf_counter()
+
+    def show(s: Sample) -> None:
+        if s.t % 3600 >= 1e-6 and s.t % 3600 <= 3600 - 1e-6:
+            return
+        pilots = "  ".join(f"{n} {s.running[n]}+{s.queued[n]}q" for n in s.running)
+        click.echo(
+            f"[{s.t / 3600:5.1f} h] jobs idle {s.idle_jobs:5d} running {s.running_jobs:5d} "
+            f"done {s.completed_jobs:5d}/{total}  pilots {pilots}  ({time.perf_counter() - started:.1f} s)",
+            err=True,
+        )
+
+    return show
+
+
+def _run(scenario: Any, workload: Any, policy: str, out: Path, as_json: bool, label: str) -> dict[str, Any]:
+    from ..sim.engine import Simulation
+    from ..sim.policies import make_policy
+    from ..sim.report import chart_png, render_text, summarize, write_html
+
+    progress = None if as_json else _progress(len(workload))
+    result = asyncio.run(Simulation(scenario, workload, make_policy(policy), progress=progress).run())
+    summary = summarize(result)
+    png = chart_png(result, out / f"{label}-{policy}.png", f"{label}: {len(workload)} jobs, policy {policy}")
+    page = write_html(summary, png, out / f"{label}-{policy}.html")
+    if as_json:
+        click.echo(render_json({**summary, "chart_png": str(png), "report_html": str(page)}))
+    else:
+        click.echo(render_text(summary))
+        click.echo(f"\nchart: {png}\nreport: {page}")
+    return summary
+
+
+@click.command("demo")
+@click.option("--jobs", default=3000, show_default=True, help="Jobs in the burst.")
+@click.option("--seed", default=1, show_default=True, help="Seed of the workload and the sites.")
+@click.option(
+    "--policy",
+    type=click.Choice(["ours", "original", "cobald"]),
+    default="ours",
+    show_default=True,
+    help="Provisioning policy.",
+)
+@click.option(
+    "--out", default=".demo", show_default=True, type=click.Path(file_okay=False), help="Where the chart goes."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (no progress).")
+def demo(jobs: int, seed: int, policy: str, out: str, as_json: bool) -> None:
+    """A simulated campus (two clusters and one cloud) takes a burst of jobs.
+
+    Shows progress per simulated hour, then job waits, pilot core-hours used and wasted, and
+    spend per site, and saves a chart (PNG, and HTML with the tables).
+    """
+    from ..sim.scenario import demo_scenario, demo_workload
+
+    _quiet()
+    if not as_json:
+        click.echo(
+            f"demo campus: hpc (Slurm, 16-core pilots), campus (PBS, preemptable), cloud ($0.03/core-h); "
+            f"{jobs} jobs in bursts; policy {policy}",
+            err=True,
+        )
+    _run(demo_scenario(seed=seed), demo_workload(jobs, seed=seed), policy, Path(out), as_json, "demo")
+
+
+@click.command("simulate")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Scenario: a campus-factory config with a [simulation] table (see examples/demo/campus.toml).",
+)
+@click.option(
+    "--workload",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Jobs: an SWF file (.swf) or a CSV (submit, runtime, cpus, memory_mb[, requirements]).",
+)
+@click.option("--policy", type=click.Choice(["ours", "original", "cobald"]), default="ours", show_default=True)
+@click.option("--seed", type=int, default=None, help="Override the scenario's seed.")
+@click.option(
+    "--out", default=".demo", show_default=True, type=click.Path(file_okay=False), help="Where the chart goes."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (no progress).")
+def simulate(config_path: str, workload: str, policy: str, seed: int | None, out: str, as_json: bool) -> None:
+    """What if: run a workload on a simulated campus described by a config."""
+    from ..sim.scenario import load_scenario
+    from ..sim.workloads import load_workload
+
+    _quiet()
+    scenario = load_scenario(config_path, seed=seed)
+    jobs = load_workload(workload)
+    if not jobs:
+        raise click.UsageError(f"{workload}: no jobs")
+    _run(scenario, jobs, policy, Path(out), as_json, Path(config_path).stem)
+
+
+@click.command("provisioning")
+@click.option("--day-jobs", default=10_000, show_default=True, help="Jobs of the bursty day workload.")
+@click.option("--burst-jobs", default=3000, show_default=True, help="Jobs of the demo burst workload.")
+@click.option("--hours", default=24.0, show_default=True, help="Length of the day workload, in hours.")
+@click.option("--seed", default=1, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help='Print {"policies": {NAME: {"waste_pct", ...}}}.')
+@click.option("--write", type=click.Path(dir_okay=False), help="Record the figures in this Markdown file.")
+@click.option("--plot", default="docs/img/provisioning.png", show_default=True, help="Chart written with --write.")
+def bench_provisioning(
+    day_jobs: int, burst_jobs: int, hours: float, seed: int, as_json: bool, write: str | None, plot: str
+) -> None:
+    """The original Campus Factory rule, a COBalD-style controller and ours, on the same workloads."""
+    from ..sim.bench_planner import machine_description
+    from ..sim.bench_provisioning import bench_workloads, render_markdown, replace_section, run_provisioning_bench
+    from ..sim.report import comparison_png
+    from ..sim.scenario import demo_scenario
+
+    _quiet()
+
+    def on_run(workload: str, policy: str, s: dict[str, Any]) -> None:
+        click.echo(
+            f"{workload:6} {policy:9} waste {s['waste_pct']:5.1f} %  wait p50 {s['wait_p50_s']:6.0f} s  "
+            f"p95 {s['wait_p95_s']:6.0f} s  spend ${s['cost']:8.2f}  ({s['wall_s']:.1f} s)",
+            err=True,
+        )
+
+    wl = bench_workloads(day_jobs, burst_jobs, hours, seed)
+    bench = run_provisioning_bench(wl, scenario=demo_scenario(seed=seed), on_run=on_run)
+    if as_json:
+        click.echo(render_json(bench.to_json()))
+    else:
+        for name, p in bench.policies.items():
+            click.echo(
+                f"{name:9} waste {p['waste_pct']:5.1f} % of {p['delivered_core_h']:.0f} core-h  "
+                f"wait p50 {p['wait_p50_s']:.0f} s p95 {p['wait_p95_s']:.0f} s  spend ${p['cost']:.2f}  "
+                f"(pilot start latency p50 {p['start_latency_p50_s']:.0f} s)"
+            )
+    if write:
+        doc_path = Path(write)
+        png = comparison_png(bench.policies, plot)
+        rel = Path(os.path.relpath(Path(png).resolve(), doc_path.resolve().parent))
+        command = f"campus-factory bench provisioning --day-jobs {day_jobs} --burst-jobs {burst_jobs} --hours {hours:g}"
+        section = render_markdown(bench, command, machine_description(), time.strftime("%Y-%m-%d"), rel.as_posix())
+        doc = doc_path.read_text(encoding="utf-8") if doc_path.exists() else "# Benchmarks\n"
+        doc_path.write_text(replace_section(doc, section), encoding="utf-8")
+        click.echo(f"wrote the provisioning section of {doc_path} and {png}", err=True)

@@ -1,0 +1,192 @@
+"""Cloud-init user-data that turns a stock VM image into one pilot.
+
+The rendered ``#cloud-config`` document
+
+* writes ``/etc/campus-factory/pilot.conf``: HTCondor configuration that advertises the node as
+  ``IsCloudNode = True`` with its site, factory and pilot id (a startd on the image includes it
+  through ``LOCAL_CONFIG_DIR`` or ``include : /etc/campus-factory/pilot.conf``);
+* writes ``/usr/local/libexec/campus-factory-pilot``, the pilot script, and runs it from
+  ``runcmd``: it schedules a power-off at the end of the walltime as a safety net, runs the
+  payload in the foreground, forwards TERM to it (a clean OS shutdown lets it leave), and exits;
+* powers the VM off once the payload has exited (``power_state``), whatever its exit code; on
+  EC2 the instance is started with ``InstanceInitiatedShutdownBehavior=terminate``, elsewhere the
+  provider deletes instances it finds shut off.
+
+Every value reaches the document quoted: YAML scalars are JSON strings (a subset of YAML's
+double-quoted style), shell words go through ``shlex.quote``, ClassAd strings are escaped and
+config values are rejected when they hold line breaks.
+
+Only the ``command`` payload is rendered today. The HTCondor ``glidein`` payload plugs in at
+:func:`glidein_lines` (it receives the :class:`~campus_factory.pilot.glidein.GlideinSpec`, returns
+the script lines that start the startd) and raises :class:`NotSupportedError` until it is written.
+
+Hints for baking an image: install HTCondor (or mount CVMFS holding it), enable cloud-init, keep
+``cloud-final.service`` without a start timeout (the default ``TimeoutSec=0``), and make sure the
+image powers off on ACPI shutdown so that a terminate request reaches the pilot as a TERM.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from ..errors import NotSupportedError, UnsafeValueError
+from .glidein import GlideinSpec, check_config_value
+
+__all__ = [
+    "CONFIG_PATH",
+    "SCRIPT_PATH",
+    "CloudPilot",
+    "glidein_lines",
+    "pilot_attributes",
+    "render_pilot_script",
+    "render_user_data",
+]
+
+CONFIG_PATH = "/etc/campus-factory/pilot.conf"
+SCRIPT_PATH = "/usr/local/libexec/campus-factory-pilot"
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PILOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class CloudPilot:
+    """Everything one cloud pilot's user-data needs."""
+
+    pilot_id: str
+    site: str
+    factory: str
+    tag: str  # the submission tag, cf-<factory>-<submission id>
+    walltime_s: float
+    payload: str = "command"  # "command" or "glidein"
+    command: Sequence[str] = ("sleep", "infinity")
+    environment: Mapping[str, str] = field(default_factory=dict)
+    glidein: GlideinSpec | None = None
+    shutdown_margin_s: float = 300.0  # the safety-net power-off comes this long after the walltime
+
+
+def _yaml(value: str) -> str:
+    """A YAML scalar: a JSON string is a valid YAML double-quoted scalar."""
+    return json.dumps(value, ensure_ascii=True)
+
+
+def _classad_string(text: str) -> str:
+    return '"' + check_config_value(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def pilot_attributes(pilot: CloudPilot) -> str:
+    """The HTCondor configuration that tags the node (``IsCloudNode = True`` and who started it)."""
+    attrs = {
+        "IsCloudNode": "True",
+        "CampusFactorySite": _classad_string(pilot.site),
+        "CampusFactoryName": _classad_string(pilot.factory),
+        "CampusFactoryPilotId": _classad_string(pilot.pilot_id),
+    }
+    lines = ["# campus-factory cloud pilot: generated, do not edit."]
+    lines += [f"{k} = {v}" for k, v in attrs.items()]
+    lines.append("STARTD_ATTRS = $(STARTD_ATTRS) " + " ".join(attrs))
+    return "\n".join(lines) + "\n"
+
+
+def glidein_lines(spec: GlideinSpec) -> list[str]:
+    """The hook for the HTCondor glidein payload on cloud VMs (not written yet)."""
+    raise NotSupportedError(
+        f'the "glidein" payload is not supported on cloud sites yet (site {spec.site}); use payload = "command"'
+    )
+
+
+def _check(pilot: CloudPilot) -> None:
+    if not _PILOT_ID.match(pilot.pilot_id):
+        raise UnsafeValueError(f"invalid pilot id {pilot.pilot_id!r}")
+    for name in pilot.environment:
+        if not _ENV_NAME.match(name):
+            raise UnsafeValueError(f"invalid environment variable name {name!r}")
+    if pilot.walltime_s <= 0:
+        raise ValueError("the walltime must be positive")
+
+
+def render_pilot_script(pilot: CloudPilot) -> str:
+    """The pilot script the VM runs once it has booted."""
+    _check(pilot)
+    env = {
+        "CAMPUS_FACTORY_PILOT_ID": pilot.pilot_id,
+        "CAMPUS_FACTORY_SITE": pilot.site,
+        "CAMPUS_FACTORY_NAME": pilot.factory,
+        "CAMPUS_FACTORY_TAG": pilot.tag,
+        "CAMPUS_FACTORY_IS_CLOUD_NODE": "true",
+        "CAMPUS_FACTORY_CONFIG": CONFIG_PATH,
+        **pilot.environment,
+    }
+    minutes = max(1, int((pilot.walltime_s + pilot.shutdown_margin_s + 59) // 60))
+    lines = [
+        "#!/bin/bash",
+        "# campus-factory cloud pilot: generated, do not edit.",
+        "set -u",
+    ]
+    lines += [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
+    lines += [
+        "# safety net: the VM never outlives its walltime",
+        f"shutdown -P +{minutes} 'campus-factory: pilot walltime reached' >/dev/null 2>&1 || true",
+        "cf_child=''",
+        "cf_leaving=0",
+        "cf_leave() {",
+        "  cf_leaving=1",
+        '  [ -n "$cf_child" ] && kill -TERM "$cf_child" 2>/dev/null',
+        "}",
+        "trap cf_leave TERM INT",
+        'echo "campus-factory pilot $CAMPUS_FACTORY_PILOT_ID starting on $(hostname) at $(date -u +%FT%TZ)"',
+    ]
+    if pilot.payload == "glidein":
+        if pilot.glidein is None:
+            raise NotSupportedError("the glidein payload needs a glidein specification")
+        lines += glidein_lines(pilot.glidein)
+    elif pilot.payload == "command":
+        if not pilot.command:
+            raise ValueError("the pilot command is empty")
+        lines += [
+            " ".join(shlex.quote(a) for a in pilot.command) + " &",
+            "cf_child=$!",
+            'wait "$cf_child"; cf_rc=$?',
+            'while kill -0 "$cf_child" 2>/dev/null; do wait "$cf_child"; cf_rc=$?; done',
+        ]
+    else:
+        raise NotSupportedError(f"unknown pilot payload {pilot.payload!r}")
+    lines += [
+        'echo "campus-factory pilot $CAMPUS_FACTORY_PILOT_ID leaving (rc=$cf_rc, asked=$cf_leaving)"',
+        'if [ "$cf_leaving" = 1 ]; then exit 0; fi',
+        'exit "$cf_rc"',
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def render_user_data(pilot: CloudPilot) -> str:
+    """The ``#cloud-config`` user-data of one pilot VM."""
+    script = render_pilot_script(pilot)
+    config = pilot_attributes(pilot)
+    return "\n".join(
+        [
+            "#cloud-config",
+            f"# campus-factory pilot {pilot.pilot_id} of site {pilot.site}: generated, do not edit.",
+            "write_files:",
+            f"  - path: {_yaml(CONFIG_PATH)}",
+            '    permissions: "0644"',
+            f"    content: {_yaml(config)}",
+            f"  - path: {_yaml(SCRIPT_PATH)}",
+            '    permissions: "0755"',
+            f"    content: {_yaml(script)}",
+            "runcmd:",
+            f"  - [{_yaml('/bin/bash')}, {_yaml(SCRIPT_PATH)}]",
+            "power_state:",
+            '  mode: "poweroff"',
+            '  delay: "now"',
+            f"  message: {_yaml(f'campus-factory pilot {pilot.pilot_id} finished')}",
+            "  timeout: 30",
+            "  condition: true",
+            "",
+        ]
+    )

@@ -1,0 +1,125 @@
+"""What the cloud providers share: instance tags and names, user-data, error classification.
+
+Every instance carries, from the moment it is created (tags given in the create call itself):
+
+* ``cf-factory`` / ``cf-site``: who started it, for the one listing call per cycle;
+* ``cf-tag``: the submission tag ``cf-<factory>-<submission id>``, and ``cf-index`` its index
+  in a submission of several pilots (absent for a single pilot), so that an instance created
+  just before a crash is matched to its ``requested`` ledger row;
+* ``cf-pilot``: the pilot id, for people and the dashboard.
+
+Its name is the submission tag, with ``-p<index>`` appended in a submission of several.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from ..config import PilotOptions, SiteConfig
+from ..errors import CapacityUnavailable, ProviderError, QuotaExceeded, SubmitError, ThrottledError
+from ..pilot.cloudinit import CloudPilot, render_user_data
+from .base import JobState, JobStatus, PilotRequest, Submission
+
+__all__ = [
+    "TAG_FACTORY",
+    "TAG_INDEX",
+    "TAG_LEAVE",
+    "TAG_PILOT",
+    "TAG_SITE",
+    "TAG_SUBMISSION",
+    "classify_error",
+    "instance_name",
+    "instance_tags",
+    "status_from_tags",
+    "user_data",
+]
+
+TAG_FACTORY = "cf-factory"
+TAG_SITE = "cf-site"
+TAG_SUBMISSION = "cf-tag"
+TAG_INDEX = "cf-index"
+TAG_PILOT = "cf-pilot"
+TAG_LEAVE = "cf-leave"  # set just before we terminate: "graceful" or "now"
+
+_QUOTA = re.compile(
+    r"quota|limitexceeded|instancelimit|vcpulimit|overlimit|maxspotinstancecount|addresslimit", re.IGNORECASE
+)
+_CAPACITY = re.compile(r"insufficient\w*capacity|insufficientcapacity|no valid host|capacity", re.IGNORECASE)
+_THROTTLE = re.compile(
+    r"throttl|requestlimitexceeded|rate ?limit|too ?many ?requests|slowdown|ratelimit", re.IGNORECASE
+)
+
+
+def instance_name(submission: Submission, index: int) -> str:
+    """The instance's name: the submission tag, plus ``-p<index>`` when it holds several pilots."""
+    return submission.tag if len(submission.pilots) == 1 else f"{submission.tag}-p{index}"
+
+
+def instance_tags(
+    site: SiteConfig, factory: str, submission: Submission, index: int, request: PilotRequest
+) -> dict[str, str]:
+    """Every tag an instance is created with (the configured extra tags never override ours)."""
+    tags = dict(site.cloud.tags)
+    tags.update(
+        {
+            TAG_FACTORY: factory,
+            TAG_SITE: site.name,
+            TAG_SUBMISSION: submission.tag,
+            TAG_PILOT: request.pilot_id,
+        }
+    )
+    if len(submission.pilots) > 1:
+        tags[TAG_INDEX] = str(index)
+    return tags
+
+
+def _index(tags: Mapping[str, str]) -> int | None:
+    raw = tags.get(TAG_INDEX)
+    if raw is None or not raw.isdigit():
+        return None
+    return int(raw)
+
+
+def status_from_tags(job_id: str, state: JobState, native: str, tags: Mapping[str, str], reason: str = "") -> JobStatus:
+    """A job status carrying the submission tag and array index read back from the instance."""
+    return JobStatus(
+        job_id,
+        state,
+        native_state=native,
+        tag=tags.get(TAG_SUBMISSION, ""),
+        array_index=_index(tags),
+        reason=reason,
+    )
+
+
+def user_data(site: SiteConfig, pilot: PilotOptions, factory: str, submission: Submission, index: int) -> str:
+    """The cloud-init user-data of one pilot (the glidein payload raises NotSupportedError)."""
+    request = submission.pilots[index]
+    return render_user_data(
+        CloudPilot(
+            pilot_id=request.pilot_id,
+            site=site.name,
+            factory=factory,
+            tag=submission.tag,
+            walltime_s=request.walltime_s,
+            payload=pilot.payload,
+            command=pilot.command,
+        )
+    )
+
+
+def classify_error(site: str, what: str, code: str, message: str, status: int | None = None) -> ProviderError:
+    """The error to raise for a failed API call: quota, capacity and throttling errors get their
+    own classes (the loop backs off from the site); anything else is a SubmitError or ProviderError."""
+    text = f"{what}: {code + ': ' if code else ''}{message}".strip()
+    blob = f"{code} {message}"
+    if status == 429 or _THROTTLE.search(blob):
+        return ThrottledError(f"{site}: throttled by the API: {text}", site=site, code=code)
+    if _QUOTA.search(blob):
+        return QuotaExceeded(f"{site}: quota exceeded: {text}", site=site, code=code)
+    if _CAPACITY.search(blob):
+        return CapacityUnavailable(f"{site}: no capacity: {text}", site=site, code=code)
+    if what == "submit":
+        return SubmitError(f"{site}: {text}", site=site)
+    return ProviderError(f"{site}: {text}", site=site)

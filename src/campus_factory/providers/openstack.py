@@ -1,0 +1,214 @@
+"""OpenStack through openstacksdk: one server per pilot.
+
+* **submit**: one ``create_server`` per pilot with the cloud-init user-data and every tag of
+  :mod:`._cloud` as server metadata (set in the create call itself), named after the submission
+  tag. When one call of a submission fails, the servers already created for it are deleted and the
+  error is raised, classified (an HTTP 403/413 "Quota exceeded" becomes :class:`QuotaExceeded`,
+  429 or "rate limit" :class:`ThrottledError`).
+* **observe**: one ``servers/detail`` listing filtered on the factory's name prefix (Nova filters
+  names by regular expression, mimic by substring: a plain prefix works for both), then on the
+  factory and site metadata. BUILD is PENDING, ACTIVE RUNNING, ERROR FAILED ("No valid host" is
+  a capacity problem the loop sees as a failed pilot); a server that shut itself off (the pilot's
+  payload ended) is COMPLETED. Servers in ERROR, SHUTOFF, SUSPENDED or SHELVED hold quota: they
+  are deleted by the same observe call that reports them.
+* **cancel**: ``delete_server`` per server (unknown ones count as done). Nova forgets deleted
+  servers, so the provider remembers what it deleted and reports those CANCELLED (COMPLETED after
+  a graceful leave); after a restart such a server is GONE.
+
+Credentials come from ``clouds.yaml`` (``cloud.credentials_file``, cloud name ``cloud.profile``)
+or the ``OS_*`` environment variables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import openstack
+from keystoneauth1 import exceptions as ks_exceptions
+from openstack import exceptions as os_exceptions
+from openstack.config import loader
+
+from ..config import PilotOptions, SiteConfig
+from ..errors import ProviderError
+from ._cloud import (
+    TAG_FACTORY,
+    TAG_SITE,
+    classify_error,
+    instance_name,
+    instance_tags,
+    status_from_tags,
+    user_data,
+)
+from .base import CancelResult, JobState, Observation, Submission, SubmittedPilot, translate_state
+
+__all__ = ["NOVA_STATES", "OpenStackProvider"]
+
+NOVA_STATES: Mapping[str, JobState] = {
+    "BUILD": JobState.PENDING,
+    "REBUILD": JobState.PENDING,
+    "ACTIVE": JobState.RUNNING,
+    "REBOOT": JobState.RUNNING,
+    "HARD_REBOOT": JobState.RUNNING,
+    "PASSWORD": JobState.RUNNING,
+    "RESIZE": JobState.RUNNING,
+    "VERIFY_RESIZE": JobState.RUNNING,
+    "REVERT_RESIZE": JobState.RUNNING,
+    "MIGRATING": JobState.RUNNING,
+    "RESCUE": JobState.RUNNING,
+    "SHUTOFF": JobState.COMPLETED,
+    "STOPPED": JobState.COMPLETED,
+    "ERROR": JobState.FAILED,
+    "SUSPENDED": JobState.CANCELLED,
+    "PAUSED": JobState.CANCELLED,
+    "SHELVED": JobState.CANCELLED,
+    "SHELVED_OFFLOADED": JobState.CANCELLED,
+    "SOFT_DELETED": JobState.CANCELLED,
+    "DELETED": JobState.CANCELLED,
+    "UNKNOWN": JobState.UNKNOWN,
+}
+_REAP = {"SHUTOFF", "STOPPED", "ERROR", "SUSPENDED", "PAUSED", "SHELVED", "SHELVED_OFFLOADED"}
+_REMEMBER = 10000  # deleted servers remembered until observed once
+_ERRORS: tuple[type[Exception], ...] = (os_exceptions.SDKException, ks_exceptions.ClientException)
+
+
+class OpenStackProvider:
+    """Pilots as Nova servers of one site (cloud, region, image, flavor, network)."""
+
+    def __init__(self, site: SiteConfig, pilot: PilotOptions, factory_name: str) -> None:
+        if not site.cloud.image or not site.cloud.instance_type:
+            raise ProviderError(
+                f"{site.name}: an openstack site needs cloud.image and cloud.instance_type (the flavor)", site=site.name
+            )
+        self.site = site.name
+        self.config = site
+        self.pilot = pilot
+        self.factory = factory_name
+        self._conn: Any = None
+        self._flavor: str | None = None
+        self._left: dict[str, bool] = {}  # servers this process deleted: id -> graceful
+
+    # -- the connection --------------------------------------------------------------------
+    def connection(self) -> Any:
+        """The openstacksdk connection, made on first use."""
+        if self._conn is None:
+            cloud = self.config.cloud
+            files = [cloud.credentials_file] if cloud.credentials_file else None
+            region = loader.OpenStackConfig(config_files=files).get_one(
+                cloud=cloud.profile,
+                region_name=cloud.region,
+                api_timeout=cloud.request_timeout,
+                connect_retries=cloud.max_attempts - 1,
+            )
+            self._conn = openstack.connection.Connection(config=region)
+        return self._conn
+
+    def _error(self, what: str, exc: Exception) -> ProviderError:
+        status = getattr(exc, "status_code", None) or getattr(exc, "http_status", None)
+        details = getattr(exc, "details", None) or str(exc)
+        return classify_error(self.site, what, f"HTTP {status}" if status else type(exc).__name__, str(details), status)
+
+    def flavor_id(self) -> str:
+        """The configured flavor's id (a name is looked up once)."""
+        if self._flavor is None:
+            wanted = str(self.config.cloud.instance_type)
+            try:
+                self._flavor = str(self.connection().compute.find_flavor(wanted, ignore_missing=False).id)
+            except os_exceptions.NotFoundException:
+                self._flavor = wanted  # not listed: maybe an id the listing hides
+        return self._flavor
+
+    # -- submit ----------------------------------------------------------------------------
+    def create_server(self, submission: Submission, index: int) -> str:
+        """One create call (blocking); returns the server id."""
+        cloud = self.config.cloud
+        request = submission.pilots[index]
+        text = user_data(self.config, self.pilot, self.factory, submission, index)
+        args: dict[str, Any] = {
+            "name": instance_name(submission, index),
+            "image_id": cloud.image,
+            "flavor_id": self.flavor_id(),
+            "user_data": base64.b64encode(text.encode()).decode(),
+            "metadata": instance_tags(self.config, self.factory, submission, index, request),
+        }
+        if cloud.key_name:
+            args["key_name"] = cloud.key_name
+        if cloud.network:
+            args["networks"] = [{"uuid": cloud.network}]
+        if cloud.security_groups:
+            args["security_groups"] = [{"name": g} for g in cloud.security_groups]
+        return str(self.connection().compute.create_server(**args).id)
+
+    async def submit(self, submission: Submission) -> list[SubmittedPilot]:
+        out: list[SubmittedPilot] = []
+        for index, request in enumerate(submission.pilots):
+            try:
+                server_id = await asyncio.to_thread(self.create_server, submission, index)
+            except _ERRORS as exc:
+                error = self._error("submit", exc)
+                if out:  # leave nothing half-submitted behind
+                    await self.cancel([s.job_id for s in out], graceful=False)
+                raise error from exc
+            out.append(SubmittedPilot(request.pilot_id, server_id))
+        return out
+
+    # -- observe ---------------------------------------------------------------------------
+    def list_servers(self) -> list[Any]:
+        """Every server of this factory and site (one listing)."""
+        servers = self.connection().compute.servers(details=True, name=f"cf-{self.factory}-")
+        return [
+            s
+            for s in servers
+            if (s.metadata or {}).get(TAG_FACTORY) == self.factory and (s.metadata or {}).get(TAG_SITE) == self.site
+        ]
+
+    async def observe(self, job_ids: Sequence[str], tag_prefix: str) -> Observation:
+        try:
+            servers = await asyncio.to_thread(self.list_servers)
+        except _ERRORS as exc:
+            raise self._error("observe", exc) from exc
+        found = {}
+        reap = []
+        for s in servers:
+            native = str(s.status or "UNKNOWN").upper()
+            state = translate_state(native, NOVA_STATES, "openstack")
+            fault = getattr(s, "fault", None) or {}
+            reason = str(fault.get("message", "")) if isinstance(fault, dict) else ""
+            found[str(s.id)] = status_from_tags(str(s.id), state, native, dict(s.metadata or {}), reason)
+            if native in _REAP:
+                reap.append(str(s.id))
+        if reap:  # a finished server still holds quota
+            await self.cancel(reap, graceful=True)
+        statuses = {}
+        for j in job_ids:
+            if j in found:
+                statuses[j] = found[j]
+            elif j in self._left:  # reported once: the ledger records the end and asks no more
+                state = JobState.COMPLETED if self._left.pop(j) else JobState.CANCELLED
+                statuses[j] = status_from_tags(j, state, "DELETED", {}, "deleted by the factory")
+            else:
+                statuses[j] = status_from_tags(j, JobState.GONE, "", {}, "not listed")
+        tagged = [s for s in found.values() if s.tag.startswith(tag_prefix)]
+        return Observation(statuses=statuses, tagged=tagged)
+
+    # -- cancel ----------------------------------------------------------------------------
+    def _delete(self, ids: Sequence[str]) -> dict[str, str]:
+        problems = {}
+        compute = self.connection().compute
+        for server_id in ids:
+            try:
+                compute.delete_server(server_id, ignore_missing=True)
+            except _ERRORS as exc:
+                problems[server_id] = str(self._error("cancel", exc))
+        return problems
+
+    async def cancel(self, job_ids: Sequence[str], *, graceful: bool = True) -> list[CancelResult]:
+        problems = await asyncio.to_thread(self._delete, list(job_ids))
+        for j in job_ids:
+            if j not in problems:
+                self._left.setdefault(j, graceful)
+        while len(self._left) > _REMEMBER:
+            self._left.pop(next(iter(self._left)))
+        return [CancelResult(j, j not in problems, problems.get(j, "")) for j in job_ids]

@@ -1,0 +1,131 @@
+"""Reconciliation: what a site and the pool report, turned into ledger events. Pure.
+
+Given a site's live pilots (from the ledger), the site's observation (job statuses and jobs
+carrying this factory's tag) and the pilots' slots in the pool, :func:`reconcile` returns the
+ledger updates and the strangers to cancel:
+
+* a known job's state becomes its pilot's event (a requested pilot seen pending is submitted);
+* a job with our tag whose submission and array index match a ``requested`` pilot is adopted
+  (the factory died between the submission and the ledger write);
+* a job with our tag unknown to the ledger is a stranger, cancelled once it has been seen for
+  ``stranger_grace`` seconds (0 for batch sites; clouds give instances a grace period);
+* a requested pilot never seen at the site after ``submission_grace`` failed;
+* a pilot whose startd is in the pool joined;
+* a cloud pilot running without joining for ``join_timeout`` is a black hole: cancelled.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, field
+
+from .ledger import PilotEvent, PilotRecord, PilotState, Update
+from .providers.base import JobState, JobStatus, Observation
+
+__all__ = ["EVENT_OF", "Reconciliation", "reconcile", "tag_pattern"]
+
+EVENT_OF: Mapping[JobState, PilotEvent] = {
+    JobState.PENDING: PilotEvent.PENDING,
+    JobState.RUNNING: PilotEvent.STARTED,
+    JobState.COMPLETED: PilotEvent.COMPLETED,
+    JobState.FAILED: PilotEvent.FAILED,
+    JobState.CANCELLED: PilotEvent.CANCELLED,
+    JobState.GONE: PilotEvent.GONE,
+}
+#: events after which a pilot is still alive
+_NOT_FINAL = frozenset({PilotEvent.PENDING, PilotEvent.STARTED, PilotEvent.SUBMITTED, PilotEvent.JOINED})
+#: states from which a startd ad in the collector means the pilot joined
+_CAN_JOIN = frozenset({PilotState.QUEUED, PilotState.RUNNING})
+
+
+def tag_pattern(tag_prefix: str) -> re.Pattern[str]:
+    """Matches exactly this factory's tags (``cf-<factory>-<10 hex>``), not a longer factory name's."""
+    return re.compile(rf"^{re.escape(tag_prefix)}([0-9a-f]{{10}})$")
+
+
+def _detail(st: JobStatus) -> str:
+    parts = [f"{st.native_state or st.state.value}"]
+    if st.exit_code is not None:
+        parts.append(f"exit {st.exit_code}")
+    if st.reason:
+        parts.append(st.reason)
+    if st.from_accounting:
+        parts.append("(from accounting)")
+    return ", ".join(parts)
+
+
+@dataclass
+class Reconciliation:
+    updates: list[Update] = field(default_factory=list)
+    strangers: list[str] = field(default_factory=list)
+    black_holes: list[PilotRecord] = field(default_factory=list)
+    adopted: int = 0
+
+
+def reconcile(
+    live: Sequence[PilotRecord],
+    obs: Observation,
+    tag: re.Pattern[str],
+    now: float,
+    *,
+    joined: Mapping[str, str],
+    submission_grace: float,
+    stranger_grace: float = 0.0,
+    first_seen: MutableMapping[str, float] | None = None,
+    join_timeout: float | None = None,
+) -> Reconciliation:
+    """Ledger updates and cancellations for one site. ``joined`` maps pilot ids in the pool to
+    their startd name; ``first_seen`` remembers when each stranger was first seen (updated)."""
+    out = Reconciliation()
+    by_job = {p.job_id: p for p in live if p.job_id}
+    for job_id, st in obs.statuses.items():
+        event = EVENT_OF.get(st.state)
+        known = by_job.get(job_id)
+        if event is None or known is None:
+            continue
+        if known.state is PilotState.REQUESTED and event is PilotEvent.PENDING:
+            event = PilotEvent.SUBMITTED
+        out.updates.append(Update(known.pilot_id, event, _detail(st), exit_code=st.exit_code))
+    requested: dict[tuple[str, int | None], PilotRecord] = {
+        (p.submission_id, p.array_index): p for p in live if p.state is PilotState.REQUESTED
+    }
+    seen = first_seen if first_seen is not None else {}
+    for st in obs.tagged:
+        if st.job_id in by_job:
+            continue
+        m = tag.match(st.tag)
+        if m is None:
+            continue  # another factory's tag that merely shares our prefix
+        pilot = requested.pop((m.group(1), st.array_index), None)
+        if pilot is not None:
+            event = EVENT_OF.get(st.state, PilotEvent.PENDING)
+            if event is PilotEvent.PENDING:
+                event = PilotEvent.SUBMITTED
+            out.updates.append(Update(pilot.pilot_id, event, f"adopted job {st.job_id}", job_id=st.job_id))
+            out.adopted += 1
+        elif not st.state.finished:
+            since = seen.setdefault(st.job_id, now)
+            if now - since >= stranger_grace:
+                out.strangers.append(st.job_id)
+    for pilot in requested.values():
+        if pilot.job_id is None and now - pilot.created_at >= submission_grace:
+            out.updates.append(Update(pilot.pilot_id, PilotEvent.LOST_SUBMISSION, "never seen at the site"))
+    finishing = {u.pilot_id for u in out.updates if u.event not in _NOT_FINAL}
+    started = {u.pilot_id for u in out.updates if u.event is PilotEvent.STARTED}
+    for p in live:
+        if p.pilot_id in finishing:
+            continue
+        name = joined.get(p.pilot_id)
+        if name is not None and p.state in _CAN_JOIN:
+            out.updates.append(Update(p.pilot_id, PilotEvent.JOINED, f"startd {name} in the pool"))
+        elif (
+            name is None
+            and join_timeout is not None
+            and p.joined_at is None
+            and (p.state is PilotState.RUNNING or p.pilot_id in started)
+            and p.started_at is not None
+            and now - p.started_at >= join_timeout
+        ):
+            out.black_holes.append(p)
+    return out

@@ -1,0 +1,410 @@
+"""A simulated HTCondor pool: idle jobs, pilots' partitionable slots, negotiation, runtimes.
+
+Jobs with the same significant attributes form one group (an autocluster); the factory reads
+them as :class:`JobGroup` through :meth:`SimPool.idle_groups` and the pilots' slots through
+:meth:`SimPool.pilot_slots` (the ``PoolView`` contract).
+
+Negotiation uses the real ClassAd library: a group matches a site's pilots when the job's
+Requirements is true with the pilot's slot ad as TARGET and the slot's Requirements (START) is
+true with the job as TARGET. Slot ads do not change, so the result is computed once per (group,
+site) pair; claiming checks the free cpus, memory, disk and GPUs of a pilot's partitionable
+slot numerically (so a Requirements clause on Memory is judged against the whole pilot, a
+simplification). A negotiation runs every ``negotiator_interval`` when something changed; a
+finishing job's claim is reused at once for the next idle job of its group (claim reuse).
+
+A pilot stops accepting jobs at its retire time (walltime end minus the pilot retire margin)
+and its startd leaves when idle that long and drained, or after ``idle_timeout`` without a job.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+
+from ..classads import ClassAdError, ParsedAd, literal, parsed_ad, requirements_met
+from ..config import SiteConfig
+from ..demand.base import JobGroup, group_id_for
+from ..planner import build_slot_ad
+from ..planner.inputs import slot_policy
+from ..pool.base import PilotSlot
+from .workloads import JobSpec
+
+__all__ = ["JobRun", "SimJob", "SimPilot", "SimPool", "job_ad_attributes", "slot_ad_attributes"]
+
+Schedule = Callable[[float, Callable[[], None]], None]
+
+
+@dataclass(eq=False)
+class _Group:
+    gid: str
+    template: JobGroup
+    idle: deque[SimJob] = field(default_factory=deque)
+    ad: ParsedAd | None = None
+
+
+@dataclass(eq=False)
+class SimJob:
+    idx: int
+    spec: JobSpec
+    group: _Group
+    submit_at: float
+    first_start: float | None = None
+    end_at: float | None = None
+    pilot: SimPilot | None = None
+    run_start: float = 0.0
+    attempt: int = 0
+    evictions: int = 0
+
+
+@dataclass(eq=False)
+class SimPilot:
+    pilot_id: str
+    site: str
+    job_id: str
+    cpus: int
+    memory_mb: int
+    disk_mb: int
+    gpus: int
+    joined_at: float
+    retire_at: float
+    free_cpus: int = 0
+    free_memory_mb: int = 0
+    free_disk_mb: int = 0
+    free_gpus: int = 0
+    running: set[SimJob] = field(default_factory=set)
+    idle_since: float | None = None
+    accepting: bool = True
+
+    def fits(self, s: JobSpec) -> int:
+        """How many jobs of this shape the free part of the slot holds."""
+        n = self.free_cpus // max(1, s.cpus)
+        if s.memory_mb > 0:
+            n = min(n, self.free_memory_mb // s.memory_mb)
+        if s.disk_mb > 0:
+            n = min(n, self.free_disk_mb // s.disk_mb)
+        if s.gpus > 0:
+            n = min(n, self.free_gpus // s.gpus)
+        return max(0, n)
+
+
+@dataclass(frozen=True)
+class JobRun:
+    """One run of a job on a pilot; ``completed`` False when it was evicted."""
+
+    job: int
+    pilot_id: str
+    site: str
+    start: float
+    end: float
+    cpus: int
+    completed: bool
+
+
+def job_ad_attributes(g: JobGroup) -> list[tuple[str, str]]:
+    """The job ClassAd a schedd would hold for a job of the group (Disk in KiB)."""
+    out = [
+        ("MyType", '"Job"'),
+        ("TargetType", '"Machine"'),
+        ("RequestCpus", str(g.cpus)),
+        ("RequestMemory", str(g.memory_mb)),
+        ("RequestDisk", str(g.disk_mb * 1024)),
+        ("RequestGPUs", str(g.gpus)),
+        ("Owner", literal(g.owner)),
+    ]
+    out.extend(sorted(g.attributes.items()))
+    out.append(("Requirements", g.requirements.strip() or "true"))
+    return out
+
+
+def slot_ad_attributes(site: SiteConfig) -> list[tuple[str, str]]:
+    """The slot ad of a pilot of ``site``: the ad the site's config declares."""
+    s = site.slot
+    ad = build_slot_ad(site.name, s.cpus, s.memory_mb, s.disk_mb, s.gpus, site.walltime, slot_policy(site))
+    return list(ad.attributes)
+
+
+class SimPool:
+    """Jobs and pilots' slots on the simulated clock."""
+
+    def __init__(
+        self,
+        sites: Iterable[SiteConfig],
+        *,
+        clock: Callable[[], float],
+        schedule: Schedule,
+        on_exit: Callable[[SimPilot], None],
+        retire_margin_s: float = 600.0,
+    ) -> None:
+        self.sites = {s.name: s for s in sites}
+        self.clock = clock
+        self.schedule = schedule
+        self.on_exit = on_exit
+        self.retire_margin_s = retire_margin_s
+        self.jobs: list[SimJob] = []
+        self.groups: dict[tuple[object, ...], _Group] = {}
+        self.pilots: dict[str, SimPilot] = {}
+        self.runs: list[JobRun] = []
+        self.busy_core_s: dict[str, float] = {}
+        self.dirty = False
+        self.running_jobs = 0
+        self.idle_jobs = 0
+        self.completed = 0
+        self.withdrawn = 0
+        self.negotiations = 0
+        self.match_evaluations = 0
+        self._free: dict[str, dict[str, SimPilot]] = {name: {} for name in self.sites}
+        self._slot_ads: dict[str, ParsedAd | None] = {}
+        self._matches: dict[tuple[str, str], bool] = {}
+
+    # -- jobs ---------------------------------------------------------------------------------
+    def submit(self, spec: JobSpec) -> SimJob:
+        key = (spec.cpus, spec.memory_mb, spec.disk_mb, spec.gpus, spec.owner, spec.requirements, spec.attributes)
+        group = self.groups.get(key)
+        if group is None:
+            gid = group_id_for(*key)
+            template = JobGroup(
+                gid,
+                0,
+                cpus=spec.cpus,
+                memory_mb=spec.memory_mb,
+                disk_mb=spec.disk_mb,
+                gpus=spec.gpus,
+                owner=spec.owner,
+                requirements=spec.requirements,
+                attributes=dict(spec.attributes),
+                schedd="sim",
+            )
+            group = self.groups[key] = _Group(gid, template)
+        job = SimJob(len(self.jobs), spec, group, self.clock())
+        self.jobs.append(job)
+        group.idle.append(job)
+        self.idle_jobs += 1
+        self.dirty = True
+        return job
+
+    def idle_groups(self) -> list[JobGroup]:
+        """Idle jobs as job groups (the factory's demand)."""
+        return [replace(g.template, count=len(g.idle)) for g in self.groups.values() if g.idle]
+
+    # -- matching -----------------------------------------------------------------------------
+    def _slot_ad(self, site: str) -> ParsedAd | None:
+        if site not in self._slot_ads:
+            try:
+                self._slot_ads[site] = parsed_ad(slot_ad_attributes(self.sites[site]))
+            except ClassAdError:
+                self._slot_ads[site] = None
+        return self._slot_ads[site]
+
+    def matches(self, group: _Group, site: str) -> bool:
+        """Job Requirements vs slot ad and slot START vs job, once per (group, site)."""
+        key = (group.gid, site)
+        hit = self._matches.get(key)
+        if hit is None:
+            self.match_evaluations += 1
+            if group.ad is None:
+                try:
+                    group.ad = parsed_ad(job_ad_attributes(group.template))
+                except ClassAdError:
+                    group.ad = ParsedAd(None, None, False)
+            slot = self._slot_ad(site)
+            hit = bool(
+                slot is not None
+                and group.ad.ad is not None
+                and requirements_met(group.ad, slot)
+                and requirements_met(slot, group.ad)
+            )
+            self._matches[key] = hit
+        return hit
+
+    def runnable_anywhere(self, group: _Group) -> bool:
+        return any(self.matches(group, s) for s in self.sites)
+
+    def withdraw_unrunnable(self) -> int:
+        """Remove idle jobs that match no site from the queue (as their owners would)."""
+        n = 0
+        for g in self.groups.values():
+            if g.idle and not self.runnable_anywhere(g):
+                n += len(g.idle)
+                self.withdrawn += len(g.idle)
+                g.idle.clear()
+        self.idle_jobs -= n
+        return n
+
+    # -- pilots -------------------------------------------------------------------------------
+    def join(self, pilot_id: str, site: str, job_id: str, end_at: float) -> SimPilot:
+        cfg = self.sites[site].slot
+        now = self.clock()
+        retire = max(now, end_at - self.retire_margin_s)
+        p = SimPilot(pilot_id, site, job_id, cfg.cpus, cfg.memory_mb, cfg.disk_mb, cfg.gpus, now, retire)
+        p.free_cpus, p.free_memory_mb, p.free_disk_mb, p.free_gpus = cfg.cpus, cfg.memory_mb, cfg.disk_mb, cfg.gpus
+        self.pilots[pilot_id] = p
+        self.busy_core_s.setdefault(pilot_id, 0.0)
+        self._free[site][pilot_id] = p
+        self._went_idle(p)
+        self.schedule(retire, lambda: self._retire(p))
+        self.dirty = True
+        return p
+
+    def _went_idle(self, p: SimPilot) -> None:
+        now = self.clock()
+        p.idle_since = now
+        if not p.accepting:
+            self._exit(p)
+            return
+        timeout = self.sites[p.site].idle_timeout
+        self.schedule(now + timeout, lambda: self._idle_check(p, now))
+
+    def _idle_check(self, p: SimPilot, since: float) -> None:
+        if p.pilot_id in self.pilots and not p.running and p.idle_since == since:
+            self._exit(p)
+
+    def _retire(self, p: SimPilot) -> None:
+        if p.pilot_id not in self.pilots:
+            return
+        p.accepting = False
+        self._free[p.site].pop(p.pilot_id, None)
+        if not p.running:
+            self._exit(p)
+
+    def _exit(self, p: SimPilot) -> None:
+        """The startd leaves by itself; the simulation ends its batch job."""
+        if self.pilots.pop(p.pilot_id, None) is None:
+            return
+        p.accepting = False
+        self._free[p.site].pop(p.pilot_id, None)
+        self.on_exit(p)
+
+    def leave(self, pilot_id: str) -> int:
+        """The pilot's batch job ended (walltime, preemption, cancel): evict its jobs."""
+        p = self.pilots.pop(pilot_id, None)
+        if p is None:
+            return 0
+        p.accepting = False
+        self._free[p.site].pop(pilot_id, None)
+        now = self.clock()
+        evicted = sorted(p.running, key=lambda j: j.idx)
+        for job in evicted:
+            self._account(job, p, now, completed=False)
+            job.pilot = None
+            job.attempt += 1
+            job.evictions += 1
+            job.group.idle.appendleft(job)
+            self.idle_jobs += 1
+            self.running_jobs -= 1
+        p.running.clear()
+        if evicted:
+            self.dirty = True
+        return len(evicted)
+
+    def pilot_slots(self) -> list[PilotSlot]:
+        """Our pilots' partitionable slots, as the collector would list them."""
+        now = self.clock()
+        return [
+            PilotSlot(
+                name=f"slot1@{p.pilot_id}",
+                site=p.site,
+                pilot_id=p.pilot_id,
+                total_cpus=p.cpus,
+                total_memory_mb=p.memory_mb,
+                total_disk_mb=p.disk_mb,
+                total_gpus=p.gpus,
+                free_cpus=p.free_cpus if p.accepting else 0,
+                free_memory_mb=p.free_memory_mb,
+                free_disk_mb=p.free_disk_mb,
+                free_gpus=p.free_gpus,
+                busy=bool(p.running),
+                seen_at=now,
+                retire_at=p.retire_at,
+            )
+            for p in self.pilots.values()
+        ]
+
+    # -- running jobs -------------------------------------------------------------------------
+    def _account(self, job: SimJob, p: SimPilot, now: float, *, completed: bool) -> None:
+        s = job.spec
+        self.busy_core_s[p.pilot_id] += (now - job.run_start) * s.cpus
+        self.runs.append(JobRun(job.idx, p.pilot_id, p.site, job.run_start, now, s.cpus, completed))
+        p.running.discard(job)
+        p.free_cpus += s.cpus
+        p.free_memory_mb += s.memory_mb
+        p.free_disk_mb += s.disk_mb
+        p.free_gpus += s.gpus
+        if p.accepting and p.free_cpus > 0:
+            self._free[p.site][p.pilot_id] = p
+
+    def _start(self, job: SimJob, p: SimPilot) -> None:
+        now = self.clock()
+        s = job.spec
+        p.free_cpus -= s.cpus
+        p.free_memory_mb -= s.memory_mb
+        p.free_disk_mb -= s.disk_mb
+        p.free_gpus -= s.gpus
+        p.running.add(job)
+        p.idle_since = None
+        if p.free_cpus <= 0:
+            self._free[p.site].pop(p.pilot_id, None)
+        job.pilot, job.run_start = p, now
+        if job.first_start is None:
+            job.first_start = now
+        job.attempt += 1
+        self.idle_jobs -= 1
+        self.running_jobs += 1
+        attempt = job.attempt
+        self.schedule(now + s.runtime_s, lambda: self._done(job, attempt))
+
+    def _done(self, job: SimJob, attempt: int) -> None:
+        p = job.pilot
+        if p is None or job.attempt != attempt:
+            return
+        now = self.clock()
+        self._account(job, p, now, completed=True)
+        job.pilot, job.end_at = None, now
+        self.running_jobs -= 1
+        self.completed += 1
+        self.dirty = True
+        group = job.group
+        if p.accepting and group.idle:  # claim reuse: the schedd runs the next job of the group
+            self._fill(group, p)
+        if not p.running:
+            self._went_idle(p)
+
+    def _fill(self, group: _Group, p: SimPilot) -> None:
+        spec = group.idle[0].spec
+        k = min(p.fits(spec), len(group.idle))
+        for _ in range(k):
+            self._start(group.idle.popleft(), p)
+
+    def negotiate(self) -> int:
+        """One negotiation cycle: idle groups, oldest first, onto pilots with free resources.
+
+        Pilots are tried fullest first (fewest free cores, then least free memory), as the
+        pool's ``NEGOTIATOR_PRE_JOB_RANK`` generated by :mod:`campus_factory.pilot.poolconfig`
+        ranks them: depth-first filling lets the emptiest pilots go idle and leave.
+        """
+        self.negotiations += 1
+        self.dirty = False
+        started = 0
+        groups = sorted((g for g in self.groups.values() if g.idle), key=lambda g: (g.idle[0].submit_at, g.gid))
+        for g in groups:
+            spec = g.idle[0].spec
+            candidates = [
+                p for site, free in self._free.items() if free and self.matches(g, site) for p in free.values()
+            ]
+            candidates.sort(key=lambda p: (p.free_cpus, p.free_memory_mb, p.joined_at, p.pilot_id))
+            for p in candidates:
+                k = min(p.fits(spec), len(g.idle))
+                for _ in range(k):
+                    self._start(g.idle.popleft(), p)
+                started += k
+                if not g.idle:
+                    break
+        return started
+
+    def site_usage(self) -> Mapping[str, tuple[int, int]]:
+        """(cores, busy cores) of joined pilots per site."""
+        out = {name: [0, 0] for name in self.sites}
+        for p in self.pilots.values():
+            out[p.site][0] += p.cpus
+            out[p.site][1] += p.cpus - p.free_cpus
+        return {k: (v[0], v[1]) for k, v in out.items()}

@@ -1,0 +1,180 @@
+"""The OpenStack provider against mimic (marker `openstack`): build delay, ERROR, quota errors."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from campus_factory.config import Config, SiteConfig, parse_config
+from campus_factory.demand import JobGroup, StaticDemand
+from campus_factory.errors import QuotaExceeded, SubmitError, ThrottledError
+from campus_factory.factory import Factory
+from campus_factory.ledger import Ledger, PilotState
+from campus_factory.providers.base import JobState, PilotRequest, Submission
+from campus_factory.providers.openstack import OpenStackProvider
+
+pytestmark = pytest.mark.openstack
+
+
+def make_config(tmp_path: Path, nova, name: str, **cloud: Any) -> Config:
+    return parse_config(
+        {
+            "factory": {
+                "name": name,
+                "ledger_url": f"sqlite:///{tmp_path}/ledger.sqlite",
+                "cycle_interval": 1,
+                "submission_grace": 30,
+            },
+            "pilot": {"payload": "command", "command": ["sleep", "infinity"]},
+            "sites": [
+                {
+                    "name": "os1",
+                    "provider": "openstack",
+                    "walltime": "1h",
+                    "idle_timeout": 1,
+                    "slot": {"cpus": 1, "memory_mb": 100, "disk_mb": 0},
+                    "limits": {"max_pilots": 4, "max_queued": 4, "max_submit_per_cycle": 4},
+                    "cloud": {
+                        "credentials_file": str(nova.clouds_yaml(tmp_path / "clouds.yaml")),
+                        "profile": "mimic",
+                        "region": "ORD",
+                        "image": "img-pilot",
+                        "instance_type": "512MB Standard Instance",
+                        "request_timeout": 10,
+                        **cloud,
+                    },
+                }
+            ],
+        }
+    )
+
+
+def submission(site: SiteConfig, factory: str, n: int) -> Submission:
+    sub = uuid.uuid4().hex[:10]
+    pilots = tuple(PilotRequest(f"os1-{uuid.uuid4().hex[:10]}", 1, 100, 0, 0, 3600.0) for _ in range(n))
+    return Submission(sub, f"cf-{factory}-{sub}", pilots)
+
+
+def provider(tmp_path: Path, nova, name: str = "t") -> OpenStackProvider:
+    cfg = make_config(tmp_path, nova, name)
+    return OpenStackProvider(cfg.sites[0], cfg.pilot, name)
+
+
+def test_servers_build_run_and_leave(tmp_path: Path, nova) -> None:
+    nova.behave("build", {"duration": 30})
+    p = provider(tmp_path, nova)
+    sub = submission(p.config, "t", 2)
+    ids = [s.job_id for s in asyncio.run(p.submit(sub))]
+    obs = asyncio.run(p.observe(ids, "cf-t-"))
+    assert {s.state for s in obs.statuses.values()} == {JobState.PENDING}
+    assert sorted((s.tag, s.array_index) for s in obs.tagged) == [(sub.tag, 0), (sub.tag, 1)]
+    server = {s["id"]: s for s in nova.servers()}[ids[0]]
+    assert server["name"] == f"{sub.tag}-p0" and server["flavor"]["id"] == "2"
+    assert server["metadata"]["cf-pilot"] == sub.pilots[0].pilot_id and server["metadata"]["cf-site"] == "os1"
+    nova.tick(31)
+    obs = asyncio.run(p.observe(ids, "cf-t-"))
+    assert {s.state for s in obs.statuses.values()} == {JobState.RUNNING}
+    # the pilot of ids[0] ends by itself (its VM powers off): COMPLETED, and deleted
+    nova.set_status(ids[0], "SHUTOFF")
+    obs = asyncio.run(p.observe(ids, "cf-t-"))
+    assert obs.statuses[ids[0]].state is JobState.COMPLETED
+    assert ids[0] not in {s["id"] for s in nova.servers()}
+    res = asyncio.run(p.cancel([ids[1], "no-such-server"], graceful=False))
+    assert all(r.ok for r in res), res
+    obs = asyncio.run(p.observe(ids, "cf-t-"))
+    assert obs.statuses[ids[1]].state is JobState.CANCELLED
+    assert nova.servers() == []
+
+
+def test_user_data_reaches_the_server(tmp_path: Path, nova) -> None:
+    p = provider(tmp_path, nova)
+    sub = submission(p.config, "t", 1)
+    sent: dict[str, Any] = {}
+    compute = p.connection().compute
+    real = compute.create_server
+
+    def spy(**kw: Any) -> Any:
+        sent.update(kw)
+        return real(**kw)
+
+    compute.create_server = spy
+    [pilot] = asyncio.run(p.submit(sub))
+    text = base64.b64decode(sent["user_data"]).decode()
+    assert text.startswith("#cloud-config") and "IsCloudNode = True" in text
+    assert sent["name"] == sub.tag and sent["metadata"]["cf-tag"] == sub.tag and "cf-index" not in sent["metadata"]
+    asyncio.run(p.cancel([pilot.job_id]))
+
+
+def test_error_state_is_a_failed_pilot_and_is_deleted(tmp_path: Path, nova) -> None:
+    nova.behave("error")
+    p = provider(tmp_path, nova)
+    ids = [s.job_id for s in asyncio.run(p.submit(submission(p.config, "t", 1)))]
+    obs = asyncio.run(p.observe(ids, "cf-t-"))
+    assert obs.statuses[ids[0]].state is JobState.FAILED
+    assert nova.servers() == []
+
+
+def test_quota_and_rate_limit_errors(tmp_path: Path, nova) -> None:
+    p = provider(tmp_path, nova)
+    nova.behave(
+        "fail",
+        {"code": 403, "type": "forbidden", "message": "Quota exceeded for instances: Requested 1, but already used 10"},
+    )
+    with pytest.raises(QuotaExceeded, match="quota"):
+        asyncio.run(p.submit(submission(p.config, "t", 1)))
+    nova.clear()
+    nova.behave("fail", {"code": 413, "type": "overLimit", "message": "Rate limit exceeded: retry after 30 s"})
+    with pytest.raises(ThrottledError, match="throttled"):
+        asyncio.run(p.submit(submission(p.config, "t", 1)))
+    nova.clear()
+    nova.behave("fail", {"code": 400, "type": "badRequest", "message": "Invalid imageRef provided."})
+    with pytest.raises(SubmitError, match="imageRef"):
+        asyncio.run(p.submit(submission(p.config, "t", 1)))
+    # a quota error on the second server of a submission: the first is deleted
+    nova.clear()
+    nova.behave("fail", {"code": 403, "type": "forbidden", "message": "Quota exceeded for cores"}, server_name=".*-p1$")
+    with pytest.raises(QuotaExceeded):
+        asyncio.run(p.submit(submission(p.config, "t", 2)))
+    assert nova.servers() == []
+
+
+class CrashAfterCreate(OpenStackProvider):
+    class Crash(BaseException):
+        pass
+
+    async def submit(self, submission: Submission):  # type: ignore[override]
+        out = await super().submit(submission)
+        raise self.Crash([s.job_id for s in out])
+
+
+def test_restart_after_a_crash_adopts_and_leaks_nothing(tmp_path: Path, nova) -> None:
+    name = "cr" + uuid.uuid4().hex[:6]
+    cfg = make_config(tmp_path, nova, name, orphan_grace=0)  # strangers go at once
+    site = cfg.sites[0]
+    demand = StaticDemand([JobGroup("g", 2, cpus=1, memory_mb=100, disk_mb=0)])
+
+    def factory(p: OpenStackProvider) -> Factory:
+        return Factory(cfg, Ledger.open(cfg.factory.ledger_url), demand, {"os1": p})
+
+    with pytest.raises(CrashAfterCreate.Crash):
+        asyncio.run(factory(CrashAfterCreate(site, cfg.pilot, name)).run_once())
+    assert len(nova.servers()) == 2
+    f = factory(OpenStackProvider(site, cfg.pilot, name))
+    stranger = asyncio.run(f.providers["os1"].submit(submission(site, name, 1)))[0].job_id
+    r = asyncio.run(f.run_once())
+    assert r.adopted == 2 and r.submitted == 0 and r.orphans_cancelled == 1, r
+    assert sorted(p.job_id or "" for p in f.ledger.live_pilots(name)) == sorted(s["id"] for s in nova.servers())
+    assert stranger not in {s["id"] for s in nova.servers()}
+    demand.groups = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and f.ledger.live_pilots(name):
+        asyncio.run(f.run_once())
+        time.sleep(0.5)
+    assert f.ledger.live_pilots(name) == [] and nova.servers() == []
+    assert {p.state for p in f.ledger.pilots(factory=name)} == {PilotState.ENDED}

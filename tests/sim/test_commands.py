@@ -1,0 +1,93 @@
+"""The simulator's commands: demo, simulate, bench provisioning (JSON shape), the demo files."""
+
+from __future__ import annotations
+
+import json
+import time
+import tomllib
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from campus_factory.cli.main import cli
+from campus_factory.sim.bench_provisioning import MARK_END, MARK_START, replace_section
+from campus_factory.sim.scenario import DEMO_CAMPUS_TOML, load_scenario
+
+ROOT = Path(__file__).parents[2]
+DATA = Path(__file__).parent / "data"
+
+
+def test_demo_finishes_quickly_and_writes_a_report_and_a_chart(tmp_path: Path) -> None:
+    started = time.monotonic()
+    res = CliRunner().invoke(cli, ["demo", "--jobs", "150", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert time.monotonic() - started < 60
+    assert "job wait: p50" in res.output and "spend $" in res.output
+    for site in ("hpc", "campus", "cloud"):
+        assert f"\n{site} " in res.output
+    assert "jobs idle" in res.output  # the progress lines (stderr is mixed in by CliRunner)
+    png, page = tmp_path / "demo-ours.png", tmp_path / "demo-ours.html"
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert "data:image/png;base64," in page.read_text()
+
+
+def test_demo_json_report(tmp_path: Path) -> None:
+    res = CliRunner().invoke(cli, ["demo", "--jobs", "100", "--out", str(tmp_path), "--json"])
+    assert res.exit_code == 0, res.stderr
+    data = json.loads(res.stdout)
+    assert data["jobs"] == 100 and set(data["sites"]) == {"hpc", "campus", "cloud"}
+    assert data["wasted_core_h"] == data["delivered_core_h"] - data["used_core_h"]
+
+
+def test_simulate_runs_a_config_and_a_workload(tmp_path: Path) -> None:
+    for workload in (DATA / "sample.csv", DATA / "sample.swf"):
+        res = CliRunner().invoke(
+            cli,
+            [
+                "simulate",
+                "--config",
+                str(ROOT / "examples/demo/campus.toml"),
+                "--workload",
+                str(workload),
+                "--out",
+                str(tmp_path),
+                "--json",
+            ],
+        )
+        assert res.exit_code == 0, res.stderr
+        data = json.loads(res.stdout)
+        assert data["jobs"] in (4, 5)
+        assert data["jobs_completed"] == data["jobs"] - data["jobs_matching_no_site"]
+    assert (tmp_path / "campus-ours.png").exists()
+
+
+def test_bench_provisioning_json_shape() -> None:
+    res = CliRunner().invoke(
+        cli, ["bench", "provisioning", "--json", "--day-jobs", "60", "--burst-jobs", "40", "--hours", "0.5"]
+    )
+    assert res.exit_code == 0, res.stderr
+    data = json.loads(res.stdout)
+    assert set(data["policies"]) == {"original", "cobald", "ours"}
+    for figures in data["policies"].values():
+        for key in ("waste_pct", "wait_p50_s", "wait_p95_s", "cost"):
+            assert isinstance(figures[key], int | float)
+        assert 0 <= figures["waste_pct"] <= 100
+    assert set(data["workloads"]) == {"day", "burst"}
+
+
+def test_provisioning_section_is_replaced_not_duplicated() -> None:
+    doc = "# Benchmarks\n\n<!-- bench:planner:start -->\nplanner\n<!-- bench:planner:end -->\n"
+    once = replace_section(doc, f"{MARK_START}\nA\n{MARK_END}")
+    twice = replace_section(once, f"{MARK_START}\nB\n{MARK_END}")
+    assert "planner" in twice and "B" in twice and "A" not in twice.replace("Benchmarks", "")
+    assert twice.count(MARK_START) == 1
+
+
+def test_example_demo_files_are_the_built_in_demo() -> None:
+    assert (ROOT / "examples/demo/campus.toml").read_text() == DEMO_CAMPUS_TOML
+    base = tomllib.loads(DEMO_CAMPUS_TOML)
+    whatif = load_scenario(ROOT / "examples/demo/whatif-more-cloud.toml")
+    cloud = whatif.config.site("cloud")
+    assert cloud.limits.max_pilots * cloud.slot.cpus - 50 * 8 == 200
+    assert len(base["sites"]) == 3
+    assert (ROOT / "examples/demo/burst.csv").read_text().startswith("submit,runtime,cpus,memory_mb")
