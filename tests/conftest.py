@@ -4,6 +4,7 @@ only `htcondor` tests may skip in CI, when no HTCondor binaries are found."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -144,6 +145,21 @@ def condor_prefix() -> Path | None:
     return None
 
 
+def kill_by_env(name: str, value: str) -> None:
+    """SIGKILL every process whose environment has name=value (daemons that left their session)."""
+    needle = f"{name}={value}".encode()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            env = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if needle in env:
+            with contextlib.suppress(OSError):
+                os.kill(int(proc.name), 9)
+
+
 @dataclass(frozen=True)
 class CondorPool:
     prefix: Path
@@ -272,12 +288,11 @@ def condor_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CondorPool
             service_unavailable("HTCondor personal pool", (local / "log" / "MasterLog").read_text()[-3000:])
         yield pool
     finally:
-        subprocess.run(
-            ["condor_off", "-master", "-fast"], env={**os.environ, **pool.env}, capture_output=True, timeout=30
-        )
+        master.terminate()  # SIGTERM: the master shuts its daemons down
         try:
-            master.wait(timeout=20)
+            master.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            os.killpg(master.pid, 9)
+            master.kill()
             master.wait()
+        kill_by_env("CONDOR_CONFIG", str(config_file))
         shutil.rmtree(base, ignore_errors=True)

@@ -35,6 +35,9 @@ __all__ = [
 ]
 
 
+OFFLINE_ADDRESS = "<127.0.0.1:0?addrs=127.0.0.1-0+[--1]-0&noUDP>"
+
+
 def offline_ad_name(factory: str, site: str) -> str:
     return f"offline-{factory}-{site}"
 
@@ -53,6 +56,14 @@ def offline_ad_attributes(
         "CampusFactoryOffline": "true",
         "Rank": "0",
         "Unhibernate": "MY.MachineLastMatchTime =!= undefined",
+        # the negotiator does not match a partitionable offline ad (seen with 25.0): offer it
+        # as one static slot of the pilot's full size
+        "PartitionableSlot": "false",
+        "SlotType": '"Static"',
+        # the negotiator skips an ad whose MyAddress speaks neither the schedd's IPv4 nor IPv6;
+        # nobody ever contacts this address (an offline ad's match is only recorded)
+        "MyAddress": literal(OFFLINE_ADDRESS),
+        "StartdIpAddr": literal(OFFLINE_ADDRESS),
     }
     low = {k.lower() for k in own}
     attrs = [(k, v) for k, v in slot.attributes if k.lower() not in low]
