@@ -1,207 +1,25 @@
-"""The configuration tree: one TOML file, validated once, passed down.
-
-Every section is a frozen pydantic model with ``extra="forbid"``, so a misspelt key is an error
-that names its path. Nothing reads configuration from globals: :func:`load_config` returns a
-:class:`Config` and callers hand the pieces they need to the parts they build.
-"""
+"""Config sections of a site: slot, limits, batch, isolation, transport, cloud, budget, remote HTCondor."""
 
 from __future__ import annotations
 
 import re
-import tomllib
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from .errors import ConfigError
+from ._base import _NAME, Duration, _check_env_names, _Section
 
 __all__ = [
-    "ApiOptions",
     "BatchOptions",
     "BudgetOptions",
     "CloudOptions",
-    "Config",
-    "FactoryOptions",
     "IsolationOptions",
-    "LoggingOptions",
-    "PilotOptions",
-    "PoolOptions",
     "RemoteHTCondorOptions",
     "SiteConfig",
     "SiteLimits",
     "SlotResources",
-    "TokenOptions",
     "TransportOptions",
-    "load_config",
-    "parse_config",
-    "parse_duration",
 ]
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])", re.IGNORECASE)
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_NAME = r"^[A-Za-z][A-Za-z0-9_.-]{0,39}$"
-
-
-def parse_duration(value: object) -> float:
-    """Seconds from a number or a string such as ``"90s"``, ``"15m"``, ``"4h"``, ``"1h30m"``."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration, got a boolean")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return float(value)
-    if isinstance(value, str):
-        text = value.strip().replace(" ", "")
-        if re.fullmatch(r"\d+(\.\d+)?", text):
-            return float(text)
-        parts = _DURATION.findall(text)
-        if not parts or "".join(n + u for n, u in parts).lower() != text.lower():
-            raise ValueError(f"{value!r} is not a duration (use seconds, or e.g. '90s', '15m', '4h')")
-        return float(sum(float(n) * _UNIT[u.lower()] for n, u in parts))
-    raise ValueError(f"expected a duration, got {type(value).__name__}")
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def _check_env_names(env: dict[str, str]) -> None:
-    """Environment variable names a process accepts (os.environ refuses '=' and NUL)."""
-    for name in env:
-        if not _ENV_NAME.match(name):
-            raise ValueError(f"{name!r} is not an environment variable name")
-
-
-def _nul_path(data: Any) -> str | None:
-    """The key path of the first string (key or value) holding a NUL character, if any.
-
-    NUL can be written in TOML (``\\u0000``) but no command line, environment or file name holds
-    it: rejected here once, rather than failing a command at run time. Iterative (deep documents).
-    """
-    stack: list[tuple[str, Any]] = [("", data)]
-    while stack:
-        path, node = stack.pop()
-        if isinstance(node, str) and "\x00" in node:
-            return path or "(top level)"
-        if isinstance(node, dict):
-            for key, value in node.items():
-                sub = f"{path}.{key}" if path else str(key)
-                if "\x00" in str(key):
-                    return sub
-                stack.append((sub, value))
-        elif isinstance(node, list):
-            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(node))
-    return None
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PoolOptions(_Section):
-    """The HTCondor pool pilots join and whose idle jobs are the demand."""
-
-    collector: str = Field("127.0.0.1:9618", description="Address of the pool's collector.")
-    schedds: tuple[str, ...] = Field(
-        (),
-        description="Schedd names to read idle jobs from; empty means every schedd the collector knows.",
-    )
-    job_constraint: str = Field("true", description="Extra ClassAd constraint on idle jobs considered as demand.")
-    query_timeout: Duration = Field(30.0, gt=0, description="Timeout of one collector or schedd query.")
-    offline_ads: bool = Field(
-        False,
-        description="Publish each site's slot ad into the collector as an offline startd ad and use the "
-        "negotiator's matches of it (MachineLastMatchTime) as a demand signal; the pool config must rank "
-        "offline ads last (NEGOTIATOR_PRE_JOB_RANK).",
-    )
-    offline_ad_lifetime: Duration = Field(
-        3600.0, ge=60, description="ClassAdLifetime of published offline ads; they are re-advertised every cycle."
-    )
-    offline_match_window: Duration = Field(
-        300.0, gt=0, description="A negotiator match of an offline ad counts as demand for this long."
-    )
-
-
-class FactoryOptions(_Section):
-    """The loop itself."""
-
-    name: str = Field(
-        "campus",
-        pattern=_NAME,
-        description="Tags every pilot this factory starts; factories sharing sites need different names.",
-    )
-    cycle_interval: Duration = Field(60.0, ge=1, description="Seconds between two cycles.")
-    ledger_url: str = Field(
-        "sqlite:///campus-factory.sqlite",
-        description="SQLAlchemy URL of the ledger (sqlite:///PATH or postgresql+psycopg://...).",
-    )
-    submission_grace: Duration = Field(
-        300.0,
-        ge=0,
-        description="A pilot recorded as requested but never seen at its site after this long is failed.",
-    )
-
-
-class TokenOptions(_Section):
-    """How the factory mints each submission's IDTOKEN (run where the pool's signing key is)."""
-
-    identity: str = Field(
-        "pilot-{site}@campus-factory",
-        description="Identity in the token; {site} is replaced. The pool's ALLOW_ADVERTISE_STARTD must match it.",
-    )
-    queue_allowance: Duration = Field(
-        86400.0, ge=0, description="Token lifetime beyond the pilot walltime, to cover time waiting in the queue."
-    )
-    command: tuple[str, ...] = Field(
-        ("condor_token_create",), min_length=1, description="The minting command (argument list)."
-    )
-    key: str | None = Field(None, description="Signing key name (condor_token_create -key); default: the pool's.")
-    environment: dict[str, str] = Field(
-        default_factory=dict, description="Environment of the minting command, e.g. CONDOR_CONFIG of the pool."
-    )
-    timeout: Duration = Field(30.0, gt=0, description="Timeout of the minting command.")
-
-    @model_validator(mode="after")
-    def _env(self) -> TokenOptions:
-        _check_env_names(self.environment)
-        return self
-
-
-class PilotOptions(_Section):
-    """What a pilot runs once its batch job or VM starts."""
-
-    payload: Literal["command", "glidein"] = Field(
-        "command",
-        description="'command' runs `command` until told to leave (tests, smoke runs); "
-        "'glidein' starts an HTCondor startd that joins the pool.",
-    )
-    command: tuple[str, ...] = Field(
-        ("sleep", "infinity"), min_length=1, description="Argument list of the 'command' payload."
-    )
-    condor_locations: tuple[str, ...] = Field(
-        ("/usr", "/opt/condor"),
-        description="Where a glidein looks for HTCondor on the worker (a prefix holding sbin/condor_master), "
-        "in order; a CVMFS path works too.",
-    )
-    tarball: str | None = Field(
-        None, description="HTCondor tarball (shared path or http(s) URL) unpacked to scratch when no location has it."
-    )
-    cvmfs_repositories: tuple[str, ...] = Field(
-        (), description="CVMFS repositories a glidein checks; HasCVMFS is True when all are readable."
-    )
-    ccb: bool = Field(False, description="Workers have no inbound connectivity: use the collector as CCB.")
-    update_interval: Duration = Field(60.0, ge=1, description="How often the glidein's startd updates the collector.")
-    retire_margin: Duration = Field(
-        600.0, ge=0, description="A glidein stops accepting jobs this long before its walltime ends."
-    )
-    scratch: str = Field(
-        "${TMPDIR:-/tmp}", description="Directory on the worker for the glidein's private files (shell syntax allowed)."
-    )
-    extra_config: dict[str, str] = Field(
-        default_factory=dict, description="More HTCondor configuration for glideins, knob = value."
-    )
-    token: TokenOptions = Field(default_factory=lambda: TokenOptions())
 
 
 class SlotResources(_Section):
@@ -239,7 +57,7 @@ class SlotResources(_Section):
 
     @model_validator(mode="after")
     def _classad(self) -> SlotResources:
-        from .classads import ClassAdError, check_expression, is_identifier
+        from ..classads import ClassAdError, check_expression, is_identifier
 
         for name in (*self.attributes, *self.expressions):
             if not is_identifier(name):
@@ -526,120 +344,3 @@ class SiteConfig(_Section):
     cloud: CloudOptions = Field(default_factory=CloudOptions)
     budget: BudgetOptions = Field(default_factory=BudgetOptions)
     htcondor: RemoteHTCondorOptions = Field(default_factory=RemoteHTCondorOptions)
-
-
-class ApiOptions(_Section):
-    """The REST API, the Prometheus metrics and the dashboard (``campus-factory api serve``)."""
-
-    host: str = Field("127.0.0.1", description="Address the API listens on; keep it on loopback behind a proxy.")
-    port: int = Field(8080, ge=1, le=65535, description="TCP port of the API.")
-    token_file: str | None = Field(
-        None,
-        description="File holding the bearer token that mutating actions (pause, drain) require; "
-        "it should be readable by the factory's user only.",
-    )
-    token_env: str | None = Field(
-        None,
-        description="Environment variable holding the bearer token, used when token_file is unset. "
-        "With neither, mutating actions are refused.",
-    )
-    read_only_open: bool = Field(
-        True,
-        description="Read-only endpoints (sites, pilots, plan, accounting, metrics) need no token; "
-        "false: they require the bearer token too (the dashboard then asks for it).",
-    )
-    history_window: Duration = Field(
-        6 * 3600.0, gt=0, description="How far back the dashboard's pilots-by-state chart looks."
-    )
-
-
-class LoggingOptions(_Section):
-    """Log records of the factory and the API (always on stderr; secrets are masked)."""
-
-    format: Literal["text", "json"] = Field(
-        "text", description="'text': one readable line per record; 'json': one JSON object per line."
-    )
-    level: Literal["debug", "info", "warning", "error"] = Field("info", description="Lowest level logged.")
-
-
-class Config(_Section):
-    """The whole configuration."""
-
-    pool: PoolOptions = Field(default_factory=PoolOptions)
-    factory: FactoryOptions = Field(default_factory=FactoryOptions)
-    pilot: PilotOptions = Field(default_factory=PilotOptions)
-    sites: tuple[SiteConfig, ...] = Field(default=(), description="The sites, in order of preference.")
-    api: ApiOptions = Field(default_factory=lambda: ApiOptions())
-    logging: LoggingOptions = Field(default_factory=lambda: LoggingOptions())
-    budget: BudgetOptions = Field(default_factory=BudgetOptions)
-
-    @model_validator(mode="after")
-    def _unique_sites(self) -> Config:
-        seen: set[str] = set()
-        for site in self.sites:
-            if site.name in seen:
-                raise ValueError(f"site name {site.name!r} is used twice")
-            seen.add(site.name)
-        return self
-
-    def site(self, name: str) -> SiteConfig:
-        for site in self.sites:
-            if site.name == name:
-                return site
-        raise ConfigError(f"no site named {name!r} in the config")
-
-
-def _path(loc: tuple[int | str, ...], data: Any) -> str:
-    """A TOML-ish key path: ``sites[alpha].limits.max_pilots``."""
-    out: list[str] = []
-    node = data
-    for part in loc:
-        if isinstance(part, int):
-            name = None
-            if isinstance(node, list) and part < len(node) and isinstance(node[part], dict):
-                name = node[part].get("name")
-            out[-1] = f"{out[-1]}[{name if isinstance(name, str) else part}]" if out else f"[{part}]"
-            node = node[part] if isinstance(node, list) and part < len(node) else None
-        else:
-            out.append(part)
-            node = node.get(part) if isinstance(node, dict) else None
-    return ".".join(out) or "(top level)"
-
-
-def _reason(error: Any) -> str:
-    if error["type"] == "extra_forbidden":
-        return "unknown key (misspelt? see examples/campus.toml for every key)"
-    if error["type"] == "missing":
-        return "required key is missing"
-    msg = str(error["msg"])
-    return msg.removeprefix("Value error, ")
-
-
-def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
-    """Validate an already-parsed TOML document."""
-    nul = _nul_path(data)
-    if nul is not None:
-        raise ConfigError(f"{source}: 1 problem(s) in the config", [(nul, "contains a NUL character")])
-    try:
-        return Config.model_validate(data)
-    except ValidationError as exc:
-        problems = [(_path(tuple(e["loc"]), data), _reason(e)) for e in exc.errors()]
-        raise ConfigError(f"{source}: {len(problems)} problem(s) in the config", problems) from exc
-
-
-def load_config(path: str | Path) -> Config:
-    """Read and validate a TOML config file."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{p}: no such config file (pass --config or set CAMPUS_FACTORY_CONFIG)") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: cannot read the config file: {exc}") from exc
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
-    except RecursionError:  # tomllib recurses once per level of nested arrays or inline tables
-        raise ConfigError(f"{p}: not valid TOML: arrays or inline tables are nested too deeply") from None
-    return parse_config(data, str(p))

@@ -1,0 +1,135 @@
+"""The configuration tree: one TOML file, validated once, passed down.
+
+Every section is a frozen pydantic model with ``extra="forbid"``, so a misspelt key is an error
+that names its path. Nothing reads configuration from globals: :func:`load_config` returns a
+:class:`Config` and callers hand the pieces they need to the parts they build.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, model_validator
+
+from ..errors import ConfigError
+from ._base import Duration, _nul_path, _Section, parse_duration
+from .factory import ApiOptions, FactoryOptions, LoggingOptions, PilotOptions, PoolOptions, TokenOptions
+from .site import (
+    BatchOptions,
+    BudgetOptions,
+    CloudOptions,
+    IsolationOptions,
+    RemoteHTCondorOptions,
+    SiteConfig,
+    SiteLimits,
+    SlotResources,
+    TransportOptions,
+)
+
+__all__ = [
+    "ApiOptions",
+    "BatchOptions",
+    "BudgetOptions",
+    "CloudOptions",
+    "Config",
+    "Duration",
+    "FactoryOptions",
+    "IsolationOptions",
+    "LoggingOptions",
+    "PilotOptions",
+    "PoolOptions",
+    "RemoteHTCondorOptions",
+    "SiteConfig",
+    "SiteLimits",
+    "SlotResources",
+    "TokenOptions",
+    "TransportOptions",
+    "load_config",
+    "parse_config",
+    "parse_duration",
+]
+
+
+class Config(_Section):
+    """The whole configuration."""
+
+    pool: PoolOptions = Field(default_factory=PoolOptions)
+    factory: FactoryOptions = Field(default_factory=FactoryOptions)
+    pilot: PilotOptions = Field(default_factory=PilotOptions)
+    sites: tuple[SiteConfig, ...] = Field(default=(), description="The sites, in order of preference.")
+    api: ApiOptions = Field(default_factory=lambda: ApiOptions())
+    logging: LoggingOptions = Field(default_factory=lambda: LoggingOptions())
+    budget: BudgetOptions = Field(default_factory=BudgetOptions)
+
+    @model_validator(mode="after")
+    def _unique_sites(self) -> Config:
+        seen: set[str] = set()
+        for site in self.sites:
+            if site.name in seen:
+                raise ValueError(f"site name {site.name!r} is used twice")
+            seen.add(site.name)
+        return self
+
+    def site(self, name: str) -> SiteConfig:
+        for site in self.sites:
+            if site.name == name:
+                return site
+        raise ConfigError(f"no site named {name!r} in the config")
+
+
+def _path(loc: tuple[int | str, ...], data: Any) -> str:
+    """A TOML-ish key path: ``sites[alpha].limits.max_pilots``."""
+    out: list[str] = []
+    node = data
+    for part in loc:
+        if isinstance(part, int):
+            name = None
+            if isinstance(node, list) and part < len(node) and isinstance(node[part], dict):
+                name = node[part].get("name")
+            out[-1] = f"{out[-1]}[{name if isinstance(name, str) else part}]" if out else f"[{part}]"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+        else:
+            out.append(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return ".".join(out) or "(top level)"
+
+
+def _reason(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown key (misspelt? see examples/campus.toml for every key)"
+    if error["type"] == "missing":
+        return "required key is missing"
+    msg = str(error["msg"])
+    return msg.removeprefix("Value error, ")
+
+
+def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
+    """Validate an already-parsed TOML document."""
+    nul = _nul_path(data)
+    if nul is not None:
+        raise ConfigError(f"{source}: 1 problem(s) in the config", [(nul, "contains a NUL character")])
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        problems = [(_path(tuple(e["loc"]), data), _reason(e)) for e in exc.errors()]
+        raise ConfigError(f"{source}: {len(problems)} problem(s) in the config", problems) from exc
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a TOML config file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{p}: no such config file (pass --config or set CAMPUS_FACTORY_CONFIG)") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read the config file: {exc}") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
+    except RecursionError:  # tomllib recurses once per level of nested arrays or inline tables
+        raise ConfigError(f"{p}: not valid TOML: arrays or inline tables are nested too deeply") from None
+    return parse_config(data, str(p))

@@ -1,0 +1,70 @@
+"""Shared pieces of the config schema: durations, name checks, the frozen section base."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+
+__all__ = ["Duration", "parse_duration"]
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])", re.IGNORECASE)
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_NAME = r"^[A-Za-z][A-Za-z0-9_.-]{0,39}$"
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a number or a string such as ``"90s"``, ``"15m"``, ``"4h"``, ``"1h30m"``."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration, got a boolean")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        if re.fullmatch(r"\d+(\.\d+)?", text):
+            return float(text)
+        parts = _DURATION.findall(text)
+        if not parts or "".join(n + u for n, u in parts).lower() != text.lower():
+            raise ValueError(f"{value!r} is not a duration (use seconds, or e.g. '90s', '15m', '4h')")
+        return float(sum(float(n) * _UNIT[u.lower()] for n, u in parts))
+    raise ValueError(f"expected a duration, got {type(value).__name__}")
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _check_env_names(env: dict[str, str]) -> None:
+    """Environment variable names a process accepts (os.environ refuses '=' and NUL)."""
+    for name in env:
+        if not _ENV_NAME.match(name):
+            raise ValueError(f"{name!r} is not an environment variable name")
+
+
+def _nul_path(data: Any) -> str | None:
+    """The key path of the first string (key or value) holding a NUL character, if any.
+
+    NUL can be written in TOML (``\\u0000``) but no command line, environment or file name holds
+    it: rejected here once, rather than failing a command at run time. Iterative (deep documents).
+    """
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, str) and "\x00" in node:
+            return path or "(top level)"
+        if isinstance(node, dict):
+            for key, value in node.items():
+                sub = f"{path}.{key}" if path else str(key)
+                if "\x00" in str(key):
+                    return sub
+                stack.append((sub, value))
+        elif isinstance(node, list):
+            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(node))
+    return None
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
