@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import shutil
 import tempfile
 import time
@@ -211,8 +212,8 @@ class Doctor:
         except Exception as exc:  # a provider refusing its config, a missing SDK
             return [Check(name, "fail", f"{site.name}: cannot set up the {site.provider} provider: {exc}")]
         batch = provider if isinstance(provider, BatchProvider) else None
-        env = " ".join(f"{k}={v}" for k, v in site.batch.environment.items())
-        how = f" (run by hand: {env + ' ' if env else ''}{' '.join(batch.queue_argv())})" if batch else ""
+        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in site.batch.environment.items())
+        how = f" (run by hand: {env + ' ' if env else ''}{shlex.join(batch.queue_argv())})" if batch else ""
         checks = []
         answered = False
         try:

@@ -180,6 +180,8 @@ def _install_plan(cfg: Config, host: HostProbe, out: Path, written: dict[str, Pa
             return f"append it to {host.pool.condor_config} (this pool has no LOCAL_CONFIG_DIR)"
         return f"copy it to /etc/condor/config.d/{FILES[key]}"
 
+    final = Path("/etc/campus-factory/campus.toml")
+    here = "already in place" if (out / "campus.toml").resolve() == final else f"copy it to {final}"
     return [
         {
             "file": str(written["central_manager"]),
@@ -187,11 +189,7 @@ def _install_plan(cfg: Config, host: HostProbe, out: Path, written: dict[str, Pa
             "on": f"the central manager ({cm})",
         },
         {"file": str(written["schedd"]), "install_as": target("schedd"), "on": f"submit hosts ({schedds})"},
-        {
-            "file": str(out / "campus.toml"),
-            "install_as": "copy it to /etc/campus-factory/campus.toml",
-            "on": "this host",
-        },
+        {"file": str(out / "campus.toml"), "install_as": here, "on": "this host"},
     ]
 
 
