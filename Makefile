@@ -25,7 +25,7 @@ test: $(STAMP) lint typecheck docs
 
 ## unit: only the tests that need no service
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not (slurm or sge or pbs or ssh or htcondor or ec2 or openstack or postgres or browser)" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
