@@ -157,6 +157,13 @@ class Factory:
         obs = await provider.observe(sorted(p.job_id for p in live if p.job_id), self.tag_prefix)
         now = self.clock()
         cloud = site.provider in CLOUD_PROVIDERS
+        known = {p.job_id for p in live}
+        subs = {m.group(1) for st in obs.tagged if st.job_id not in known and (m := self._tag.match(st.tag))}
+        ended = {
+            (p.submission_id, p.array_index): p
+            for p in self.ledger.pilots_of_submissions(self.name, subs)
+            if p.state not in LIVE
+        }
         joins = self._pool_ok and self.config.pilot.payload == "glidein"
         result = reconcile(
             live,
@@ -168,6 +175,7 @@ class Factory:
             stranger_grace=site.cloud.orphan_grace if cloud else 0.0,
             first_seen=self._first_seen,
             join_timeout=site.cloud.join_timeout if cloud and joins else None,
+            ended=ended,
         )
         self.ledger.apply(result.updates, now)
         report.adopted += result.adopted

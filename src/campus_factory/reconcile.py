@@ -8,7 +8,8 @@ ledger updates and the strangers to cancel:
 * a job with our tag whose submission and array index match a ``requested`` pilot is adopted
   (the factory died between the submission and the ledger write);
 * a job with our tag unknown to the ledger is a stranger, cancelled once it has been seen for
-  ``stranger_grace`` seconds (0 for batch sites; clouds give instances a grace period);
+  ``stranger_grace`` seconds (0 for batch sites; clouds give instances a grace period); one whose
+  pilot the ledger knows as already ended (``ended``) is cancelled at once;
 * a requested pilot never seen at the site after ``submission_grace`` failed;
 * a pilot whose startd is in the pool joined;
 * a cloud pilot running without joining for ``join_timeout`` is a black hole: cancelled.
@@ -74,6 +75,7 @@ def reconcile(
     stranger_grace: float = 0.0,
     first_seen: MutableMapping[str, float] | None = None,
     join_timeout: float | None = None,
+    ended: Mapping[tuple[str, int | None], PilotRecord] | None = None,
 ) -> Reconciliation:
     """Ledger updates and cancellations for one site. ``joined`` maps pilot ids in the pool to
     their startd name; ``first_seen`` remembers when each stranger was first seen (updated)."""
@@ -104,6 +106,10 @@ def reconcile(
                 event = PilotEvent.SUBMITTED
             out.updates.append(Update(pilot.pilot_id, event, f"adopted job {st.job_id}", job_id=st.job_id))
             out.adopted += 1
+        elif not st.state.finished and ended and (m.group(1), st.array_index) in ended:
+            # its pilot is known and already over (e.g. a submission that timed out but went
+            # through): no grace, it is garbage
+            out.strangers.append(st.job_id)
         elif not st.state.finished:
             since = seen.setdefault(st.job_id, now)
             if now - since >= stranger_grace:

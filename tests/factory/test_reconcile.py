@@ -33,3 +33,12 @@ def test_running_pilot_that_never_joins_is_a_black_hole() -> None:
     assert [b.pilot_id for b in late.black_holes] == ["p1"]
     joined = reconcile([p], obs, TAG, 700.0, joined={"p1": "slot1@glidein-p1"}, submission_grace=60, join_timeout=600)
     assert joined.black_holes == [] and [u.event for u in joined.updates] == [PilotEvent.STARTED, PilotEvent.JOINED]
+
+
+def test_a_job_of_a_pilot_already_ended_is_cancelled_at_once() -> None:
+    gone = pilot("p1", PilotState.FAILED, None)  # its submission timed out, but went through
+    obs = Observation({}, [JobStatus("i-9", JobState.RUNNING, tag="cf-f-aaaaaaaaaa")])
+    out = reconcile(
+        [], obs, TAG, 100.0, joined={}, submission_grace=60, stranger_grace=600, ended={("aaaaaaaaaa", None): gone}
+    )
+    assert out.strangers == ["i-9"]

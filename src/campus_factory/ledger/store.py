@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import LedgerError
+from ..logs import redact
 from ..providers.base import PilotRequest
 from .models import CycleRow, PilotRow, TransitionRow
 from .states import LIVE, PilotEvent, PilotState, next_state
@@ -202,6 +203,8 @@ class Ledger:
                 new_job = up.job_id is not None and up.job_id != row.job_id
                 if new is old and not new_job:
                     continue
+                # details quote sites' and commands' answers, which may echo a secret (a token)
+                detail = redact(up.detail) if up.detail else up.detail
                 if new_job:
                     row.job_id = up.job_id
                 if new is not old:
@@ -215,8 +218,8 @@ class Ledger:
                         row.ended_at = now
                         if up.exit_code is not None:
                             row.exit_code = up.exit_code
-                    if up.detail:
-                        row.reason = up.detail
+                    if detail:
+                        row.reason = detail
                 s.add(
                     TransitionRow(
                         pilot_id=row.pilot_id,
@@ -224,7 +227,7 @@ class Ledger:
                         from_state=old.value,
                         to_state=new.value,
                         event=up.event.value,
-                        detail=up.detail,
+                        detail=detail,
                     )
                 )
                 s.flush()
@@ -273,6 +276,14 @@ class Ledger:
             PilotRow.factory == factory,
             or_(PilotRow.state.in_([st.value for st in LIVE]), PilotRow.ended_at >= since),
         )
+        with self._tx() as s:
+            return [PilotRecord.of(r) for r in s.scalars(q)]
+
+    def pilots_of_submissions(self, factory: str, submission_ids: Iterable[str]) -> list[PilotRecord]:
+        ids = sorted(set(submission_ids))
+        if not ids:
+            return []
+        q = select(PilotRow).where(PilotRow.factory == factory, PilotRow.submission_id.in_(ids))
         with self._tx() as s:
             return [PilotRecord.of(r) for r in s.scalars(q)]
 
