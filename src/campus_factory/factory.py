@@ -214,6 +214,9 @@ class Factory:
             msg = f"{site.name}: {what} took longer than {timeout:g} s"
         except CampusFactoryError as exc:
             msg = f"{site.name}: {what} failed: {exc}"
+        except Exception as exc:  # a provider bug harms only its site, never the loop
+            log.exception("%s: %s raised an unexpected error", site.name, what)
+            msg = f"{site.name}: {what} failed unexpectedly: {type(exc).__name__}: {exc}"
         log.warning("%s", msg)
         report.errors.append(msg)
         return False
@@ -411,6 +414,8 @@ class Factory:
                     report = await self.run_once(dry_run=dry_run)
                 except CampusFactoryError as exc:  # the loop never dies of one bad cycle
                     log.error("cycle failed: %s", exc)
+                except Exception:  # nor of a bug: logged with its traceback, retried next cycle
+                    log.exception("cycle failed unexpectedly")
                 else:
                     standby = report.standby
                     if on_cycle is not None:

@@ -202,3 +202,16 @@ def test_dry_run_contacts_no_site_and_writes_nothing(tmp_path: Path) -> None:
     assert r.plan is not None and r.plan.site("a").submit == 1
     assert prov["a"].submit_calls == 0 and prov["a"].observe_calls == 0
     assert f.ledger.pilots() == [] and f.ledger.last_cycle("t1") is None
+
+
+def test_a_provider_bug_harms_only_its_site(tmp_path: Path) -> None:
+    f, prov, demand, clock = make(tmp_path, "bad", "good")
+    demand.groups = [group(4, cpus=4), group(4, cpus=2)]
+
+    async def broken(job_ids, tag_prefix):  # type: ignore[no-untyped-def]
+        raise KeyError("a bug in a provider")
+
+    prov["bad"].observe = broken  # type: ignore[method-assign]
+    r = asyncio.run(f.run_once())
+    assert any(e.startswith("bad: observe failed unexpectedly: KeyError") for e in r.errors)
+    assert r.plan is not None and r.plan.site("good").submit > 0

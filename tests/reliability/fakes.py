@@ -68,6 +68,10 @@ class RecordingSlurm:
     calls: list[Call] = field(default_factory=list)
     queue: list[str] = field(default_factory=list)
     next_id: int = 1000
+    #: sbatch fails and echoes the script it was given on stderr (a chatty wrapper)
+    sbatch_fails_echoing: bool = False
+    #: condor_token_create fails, printing the token anyway (stdout) and an error (stderr)
+    token_fails: bool = False
 
     @property
     def scripts(self) -> list[str]:
@@ -84,6 +88,12 @@ class RecordingSlurm:
         args = tuple(argv)
         self.calls.append(Call(args, stdin, env))
         out = ""
+        if args[0] == "sbatch" and self.sbatch_fails_echoing:
+            lines = [line for line in (stdin or "").splitlines() if self.token in line]
+            err = f"sbatch: error: cannot parse the script:\n{stdin}\nsbatch: error: at line: {lines[0]}\n"
+            return CommandResult(args, 1, "", err)
+        if args[0].endswith("condor_token_create") and self.token_fails:
+            return CommandResult(args, 1, self.token + "\n", "SECMAN:2010:Received an error: signing key missing")
         if args[0] == "sbatch":
             assert stdin is not None
             self.next_id += 1

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from tests.reliability.fakes import HOSTILE, SENTINEL, bash_syntax_ok, run_script
 
@@ -183,6 +183,7 @@ def test_hostile_config_values_are_refused_or_quoted(field: str, value: str, pay
             cfg = parse_config(data)
         except ConfigError as exc:
             assert str(exc).startswith("<config>: ") and len(str(exc)) < 5000
+            event("refused by the config")
             return
         ex = LocalExecutor()
         glidein = GlideinBuilder(cfg.pool, cfg.pilot, ex, cfg.factory.name)
@@ -199,7 +200,9 @@ def test_hostile_config_values_are_refused_or_quoted(field: str, value: str, pay
         assert report.plan is not None and report.plan.site("ok").submit > 0, report.errors
         assert all(e.startswith("hpc: ") for e in report.errors), report.errors
         scripts = sorted((tmp / "scripts").iterdir())
-        assert scripts or report.errors, "neither a script nor an error"
+        event("script run" if scripts else "site error" if report.errors else "no pilot needed")
+        if report.plan.site("hpc").submit:  # (allowed owners/groups or START may match no job)
+            assert scripts or report.errors, "neither a script nor an error"
         for path in scripts:
             script = path.read_text()
             assert bash_syntax_ok(script, tmp) == "", (field, value)

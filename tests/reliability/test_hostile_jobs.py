@@ -5,8 +5,8 @@ metacharacters, newlines, quotes, heredoc delimiters, huge or non-UTF-8 values g
 demand grouping (demand/htcondor.py), the planner and the Slurm provider's script rendering with
 a recording executor. The loop always returns a report; malformed ads are skipped with a warning;
 no value reaches a script: the scripts parse (``bash -n``), never contain the payload, and running
-them never creates the sentinel file the payloads try to create. A hostile custom attribute
-cannot make a job look like another owner's to a site's allowed owners.
+them never creates the sentinel file the payloads try to create. No hostile attribute, a string
+Requirements included, makes a job look like another owner's to a site's allowed owners.
 """
 
 from __future__ import annotations

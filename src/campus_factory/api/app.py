@@ -7,12 +7,15 @@ never block the event loop. The OpenAPI document is at ``/openapi.json`` (no Swa
 load assets from a CDN).
 """
 
+import math
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request, Response, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -81,6 +84,16 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """422 with the problems, like FastAPI's own handler, except that an input that is not UTF-8
+        or not a finite number is shown as text (FastAPI's handler cannot encode it: a 500)."""
+        safe: dict[Any, Callable[[Any], Any]] = {
+            bytes: lambda b: b.decode("utf-8", "backslashreplace"),
+            float: lambda f: f if math.isfinite(f) else str(f),
+        }
+        return JSONResponse({"detail": jsonable_encoder(exc.errors(), custom_encoder=safe)}, status_code=422)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

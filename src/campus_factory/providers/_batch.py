@@ -181,7 +181,10 @@ class BatchProvider(ABC):
                 result = await self._run([*self.submit_argv(submission), path])
             result.check(site=self.site, message=f"{self.backend} submission failed")
         except CommandError as exc:
-            raise SubmitError(f"{self.site}: {exc}", site=self.site) from exc
+            msg = f"{self.site}: {exc}"
+            if spec is not None:  # a chatty scheduler may echo the script, with its token, on stderr
+                msg = msg.replace(spec.token, "***")
+            raise SubmitError(msg, site=self.site) from exc
         try:
             ids = self.parse_submit(result.stdout, submission)
         except (ValueError, IndexError) as exc:
