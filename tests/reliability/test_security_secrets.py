@@ -66,6 +66,10 @@ def captured_logs() -> Iterator[tuple[io.StringIO, io.StringIO]]:
     masked.addFilter(RedactingFilter([API_TOKEN]))
     root = logging.getLogger()
     level = root.level
+    # handlers an earlier test installed (a redacting one masks records in place) are set aside
+    before = list(root.handlers)
+    for h in before:
+        root.removeHandler(h)
     root.setLevel(logging.DEBUG)
     root.addHandler(plain)
     root.addHandler(masked)
@@ -74,6 +78,8 @@ def captured_logs() -> Iterator[tuple[io.StringIO, io.StringIO]]:
     finally:
         root.removeHandler(plain)
         root.removeHandler(masked)
+        for h in before:
+            root.addHandler(h)
         root.setLevel(level)
 
 

@@ -132,5 +132,10 @@ def test_token_scopes_stop_administrator_commands(condor_pool, tmp_path: Path) -
     assert allowed.returncode == 0, allowed.stdout + allowed.stderr
     assert denied.returncode != 0, denied.stdout + denied.stderr
     # READ is in the scope: the pilot may query the collector
-    read = as_token(condor_pool, scoped, tmp_path, "condor_status", "-collector", "-af", "Name")
+    # (the reconfig just made may leave the collector's own ad out for a moment)
+    for _ in range(20):
+        read = as_token(condor_pool, scoped, tmp_path, "condor_status", "-collector", "-af", "Name")
+        if read.returncode != 0 or read.stdout.strip():
+            break
+        time.sleep(0.5)
     assert read.returncode == 0 and read.stdout.strip(), read.stderr
