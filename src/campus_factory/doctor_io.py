@@ -271,8 +271,9 @@ class Doctor:
         return Check(name, "ok", f"sbatch --test-only accepts a pilot job: {_tail(res).splitlines()[-1]}")
 
     def check_joins(self, sites: Sequence[SiteConfig]) -> list[Check]:
-        if self.config.pilot.payload != "glidein":
-            return [Check("pilots join", "skip", 'pilot.payload is "command": pilots do not join the pool')]
+        sites = [s for s in sites if self.config.joins_pool(s)]
+        if not sites:
+            return [Check("pilots join", "skip", 'the payload is "command" at every site: pilots do not join the pool')]
         url = self.ledger_url
         if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
             return [Check("pilots join", "skip", f"no ledger yet at {url}: the factory has not run")]
@@ -344,15 +345,16 @@ class Doctor:
         checks = [await self.check_collector()]
         if self.reachable:
             checks.append(await self.check_schedds())
-        if self.config.pilot.payload == "glidein":
+        glidein_sites = [s for s in sites if self.config.joins_pool(s)]
+        if glidein_sites:
             seen: set[str] = set()
-            for site in sites:
+            for site in glidein_sites:
                 ident = self.config.pilot.token.identity.replace("{site}", site.name)
                 if site.enabled and ident not in seen:
                     seen.add(ident)
                     checks.append(await self.check_token(site))
         else:
-            checks.append(Check("pilot token", "skip", 'pilot.payload is "command": no token is minted'))
+            checks.append(Check("pilot token", "skip", 'the payload is "command" at every site: no token is minted'))
         for result in await asyncio.gather(*(self.check_site(s) for s in sites)):
             checks.extend(result)
         checks.extend(self.check_joins(sites))

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.exc import SQLAlchemyError
 
 from .adjust import apply_budget, effective_sites
-from .config import Config, SiteConfig
+from .config import CLOUD_PROVIDERS, Config, SiteConfig
 from .demand.base import DemandSource, JobGroup
 from .errors import CampusFactoryError, DemandError, PoolError
 from .ledger import LIVE, CycleRecord, Ledger, PilotEvent, PilotRecord, PilotState, Update
@@ -32,7 +32,6 @@ from .ledger.controls import DRAIN_PILOT, complete_request, pending_requests, si
 from .ledger.lease import acquire_lease, current_lease, release_lease
 from .ledger.overrides import get_overrides
 from .logs import log_plan
-from .pilot.payload import CLOUD_PROVIDERS
 from .planner import PilotView, Plan, SiteSpec, plan
 from .planner.inputs import pilot_views, site_health_of, site_specs
 from .planner.match import MatchCache
@@ -164,7 +163,7 @@ class Factory:
             for p in self.ledger.pilots_of_submissions(self.name, subs)
             if p.state not in LIVE
         }
-        joins = self._pool_ok and self.config.pilot.payload == "glidein"
+        joins = self._pool_ok and self.config.joins_pool(site)
         result = reconcile(
             live,
             obs,

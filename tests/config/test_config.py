@@ -245,3 +245,28 @@ def test_missing_file_mentions_config_option(tmp_path: Path) -> None:
     assert "--config" in str(info.value)
     assert str(missing) in str(info.value)
     assert info.value.problems == []
+
+
+# -- payloads per site ----------------------------------------------------------------------------
+def test_a_site_payload_overrides_the_pilot_payload() -> None:
+    cfg = parse_config(
+        {
+            "pilot": {"payload": "glidein"},
+            "sites": [
+                {"name": "hpc", "provider": "slurm"},
+                {"name": "smoke", "provider": "slurm", "payload": "command"},
+                {"name": "ec2", "provider": "ec2", "cloud": {"image": "ami-1", "instance_type": "t3.micro"}},
+            ],
+        }
+    )
+    assert [cfg.payload_of(s) for s in cfg.sites] == ["glidein", "command", "glidein"]
+    assert [cfg.joins_pool(s) for s in cfg.sites] == [True, False, True]
+
+
+def test_a_glidein_in_a_kubernetes_pod_is_refused_with_the_fix() -> None:
+    k8s = {"name": "pods", "provider": "kubernetes", "cloud": {"image": "registry/pilot:1"}}
+    problems = problems_of({"pilot": {"payload": "glidein"}, "sites": [k8s]})
+    (message,) = problems.values()
+    assert "pods" in message and 'payload = "command"' in message
+    cfg = parse_config({"pilot": {"payload": "glidein"}, "sites": [{**k8s, "payload": "command"}]})
+    assert not cfg.joins_pool(cfg.sites[0])

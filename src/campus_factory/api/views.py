@@ -106,7 +106,7 @@ def site_view(
     scales = get_overrides(ledger, name) if scales is None else scales
     plan = _last_plan(config, ledger)[0] if plan is None else plan
     history = ledger.pilots(factory=name, site=site.name, limit=50)
-    h = site_health_of(site, history, now, joins_observed=config.pilot.payload == "glidein")
+    h = site_health_of(site, history, now, joins_observed=config.joins_pool(site))
     health = {
         "state": h.state,
         "consecutive_failures": h.consecutive_failures,

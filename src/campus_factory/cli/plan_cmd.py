@@ -69,7 +69,6 @@ def dry_run(
     now = time.time() if now is None else now
     records: list[Any] = []
     health = {}
-    joins = cfg.pilot.payload == "glidein" if joins_observed is None else joins_observed
     if use_ledger:
         from ..ledger import Ledger
 
@@ -78,6 +77,7 @@ def dry_run(
             records = ledger.live_pilots(cfg.factory.name)
             for s in cfg.sites:
                 history = ledger.pilots(factory=cfg.factory.name, site=s.name, limit=50)
+                joins = cfg.joins_pool(s) if joins_observed is None else joins_observed
                 health[s.name] = site_health_of(s, history, now, joins_observed=joins)
         finally:
             ledger.close()

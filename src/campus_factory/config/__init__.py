@@ -17,6 +17,7 @@ from ..errors import ConfigError
 from ._base import Duration, _nul_path, _Section, parse_duration
 from .factory import ApiOptions, FactoryOptions, LoggingOptions, PilotOptions, PoolOptions, TokenOptions
 from .site import (
+    CLOUD_PROVIDERS,
     BatchOptions,
     BudgetOptions,
     CloudOptions,
@@ -29,6 +30,7 @@ from .site import (
 )
 
 __all__ = [
+    "CLOUD_PROVIDERS",
     "ApiOptions",
     "BatchOptions",
     "BudgetOptions",
@@ -71,6 +73,24 @@ class Config(_Section):
                 raise ValueError(f"site name {site.name!r} is used twice")
             seen.add(site.name)
         return self
+
+    @model_validator(mode="after")
+    def _payloads(self) -> Config:
+        for site in self.sites:
+            if site.provider == "kubernetes" and self.payload_of(site) == "glidein":
+                raise ValueError(
+                    f'site {site.name!r}: the "glidein" payload is not supported in Kubernetes pods yet; '
+                    'set payload = "command" on this site (the image then runs pilot.command)'
+                )
+        return self
+
+    def payload_of(self, site: SiteConfig) -> str:
+        """What a site's pilots run: the site's own ``payload``, else ``pilot.payload``."""
+        return site.payload or self.pilot.payload
+
+    def joins_pool(self, site: SiteConfig) -> bool:
+        """Whether the site's pilots join the pool (they run a glidein)."""
+        return self.payload_of(site) == "glidein"
 
     def site(self, name: str) -> SiteConfig:
         for site in self.sites:

@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 from ._base import _NAME, Duration, _check_env_names, _Section
 
 __all__ = [
+    "CLOUD_PROVIDERS",
     "BatchOptions",
     "BudgetOptions",
     "CloudOptions",
@@ -300,6 +301,10 @@ class RemoteHTCondorOptions(_Section):
     )
 
 
+#: providers whose pilots are cloud VMs or pods: they advertise IsCloudNode = True
+CLOUD_PROVIDERS = frozenset({"ec2", "openstack", "libcloud", "kubernetes"})
+
+
 class SiteConfig(_Section):
     """One place pilots can be started."""
 
@@ -313,6 +318,11 @@ class SiteConfig(_Section):
         "ec2, openstack, libcloud (other clouds), kubernetes (pods as pilots).",
     )
     enabled: bool = Field(True, description="A disabled site gets no new pilots.")
+    payload: Literal["command", "glidein"] | None = Field(
+        None,
+        description="What this site's pilots run, overriding pilot.payload (e.g. glideins on the clusters, "
+        "a test command on one cloud); unset: pilot.payload.",
+    )
     slot: SlotResources = Field(default_factory=SlotResources)
     limits: SiteLimits = Field(default_factory=SiteLimits)
     walltime: Duration = Field(4 * 3600.0, gt=0, description="Walltime requested for each pilot.")

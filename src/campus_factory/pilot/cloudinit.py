@@ -5,7 +5,7 @@ The rendered ``#cloud-config`` document
 * writes ``/etc/campus-factory/pilot.conf``: HTCondor configuration that advertises the node as
   ``IsCloudNode = True`` with its site, factory and pilot id (a startd on the image includes it
   through ``LOCAL_CONFIG_DIR`` or ``include : /etc/campus-factory/pilot.conf``);
-* writes ``/usr/local/libexec/campus-factory-pilot``, the pilot script, and runs it from
+* writes ``/usr/local/libexec/campus-factory-pilot`` (mode 0700), the pilot script, and runs it from
   ``runcmd``: it schedules a power-off at the end of the walltime as a safety net, runs the
   payload in the foreground, forwards TERM to it (a clean OS shutdown lets it leave), and exits;
 * powers the VM off once the payload has exited (``power_state``), whatever its exit code; on
@@ -16,9 +16,13 @@ Every value reaches the document quoted: YAML scalars are JSON strings (a subset
 double-quoted style), shell words go through ``shlex.quote``, ClassAd strings are escaped and
 config values are rejected when they hold line breaks.
 
-Only the ``command`` payload is rendered today. The HTCondor ``glidein`` payload plugs in at
-:func:`glidein_lines` (it receives the :class:`~campus_factory.pilot.glidein.GlideinSpec`, returns
-the script lines that start the startd) and raises :class:`NotSupportedError` until it is written.
+Two payloads: ``command`` runs a command baked into the image (its startd includes the
+configuration above); ``glidein`` (:func:`glidein_lines`) runs the same glidein as a batch pilot,
+from the :class:`~campus_factory.pilot.glidein.GlideinSpec` with its token: it finds HTCondor
+on the image (``pilot.condor_locations``, a CVMFS path or ``pilot.tarball``), advertises
+``IsCloudNode = True`` and leaves after ``idle_timeout`` without a job; the VM then powers off.
+The script holding the token is written mode 0700, and jobs are kept away from the metadata
+service (which serves the user-data) by a firewall rule when the image has ``iptables``.
 
 Hints for baking an image: install HTCondor (or mount CVMFS holding it), enable cloud-init, keep
 ``cloud-final.service`` without a start timeout (the default ``TimeoutSec=0``), and make sure the
@@ -34,7 +38,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import NotSupportedError, UnsafeValueError
-from .glidein import GlideinSpec, check_config_value
+from .glidein import GlideinSpec, check_config_value, glidein_payload
 
 __all__ = [
     "CONFIG_PATH",
@@ -93,10 +97,31 @@ def pilot_attributes(pilot: CloudPilot) -> str:
 
 
 def glidein_lines(spec: GlideinSpec) -> list[str]:
-    """The hook for the HTCondor glidein payload on cloud VMs (not written yet)."""
-    raise NotSupportedError(
-        f'the "glidein" payload is not supported on cloud sites yet (site {spec.site}); use payload = "command"'
-    )
+    """The HTCondor glidein on a cloud VM: the batch glidein (:mod:`.glidein`), run by root.
+
+    Before it: a working directory for its exit summary, HTCondor's account (with no ``condor``
+    account on the image the daemons run as root, ``CONDOR_IDS = 0.0``, as in a personal pool),
+    and a firewall rule that keeps jobs (any user but root) away from the metadata service, which
+    serves the user-data and with it the pilot's token.
+    """
+    if not spec.is_cloud:
+        raise ValueError(f"site {spec.site}: a cloud pilot's glidein must advertise IsCloudNode = True")
+    block = "OUTPUT -d 169.254.169.254 -m owner ! --uid-owner 0 -j REJECT"
+    return [
+        "# --- cloud VM: work directory, HTCondor's account, metadata service -----------",
+        'cf_work="${CAMPUS_FACTORY_WORK_DIR:-/var/lib/campus-factory}"',
+        'mkdir -p "$cf_work" && cd "$cf_work" || exit 70',
+        'if [ "$(id -u)" = 0 ]; then',
+        "  getent passwd condor >/dev/null 2>&1 || export _CONDOR_CONDOR_IDS=0.0",
+        "  if command -v iptables >/dev/null 2>&1; then",
+        f"    iptables -C {block} 2>/dev/null || iptables -I {block} \\",
+        '      || echo "campus-factory pilot: could not keep jobs from the metadata service" >&2',
+        "  else",
+        '    echo "campus-factory pilot: no iptables: jobs can read the user-data (the pilot token)" >&2',
+        "  fi",
+        "fi",
+        *glidein_payload(spec),
+    ]
 
 
 def _check(pilot: CloudPilot) -> None:
@@ -177,7 +202,7 @@ def render_user_data(pilot: CloudPilot) -> str:
             '    permissions: "0644"',
             f"    content: {_yaml(config)}",
             f"  - path: {_yaml(SCRIPT_PATH)}",
-            '    permissions: "0755"',
+            '    permissions: "0700"',  # it may hold the pilot's token
             f"    content: {_yaml(script)}",
             "runcmd:",
             f"  - [{_yaml('/bin/bash')}, {_yaml(SCRIPT_PATH)}]",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..config import PilotOptions, PoolOptions, SiteConfig
+from ..config import CLOUD_PROVIDERS, PilotOptions, PoolOptions, SiteConfig
 from ..planner.inputs import slot_policy
 from ..planner.slotad import start_expression
 from ..transport.executor import Executor
@@ -10,8 +10,6 @@ from .glidein import GlideinSpec
 from .tokens import mint_pilot_token
 
 __all__ = ["CLOUD_PROVIDERS", "GlideinBuilder"]
-
-CLOUD_PROVIDERS = frozenset({"ec2", "openstack", "libcloud", "kubernetes"})
 
 
 class GlideinBuilder:

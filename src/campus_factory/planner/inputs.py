@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from ..classads import literal
-from ..config import SiteConfig
+from ..config import CLOUD_PROVIDERS, SiteConfig
 from .health import HealthSettings, PilotHistory, outcomes, site_health
 from .slotad import SlotPolicy, build_slot_ad, learned_items
 from .types import PilotView, SiteHealth, SiteSpec
@@ -66,6 +66,9 @@ def slot_policy(site: SiteConfig) -> SlotPolicy:
     """The slot-ad policy of a configured site."""
     attrs = [(k, literal(v)) for k, v in sorted(site.slot.attributes.items())]
     attrs += sorted(site.slot.expressions.items())
+    declared = {k.lower() for k, _ in attrs}
+    if site.provider in CLOUD_PROVIDERS and "iscloudnode" not in declared:
+        attrs.append(("IsCloudNode", "true"))  # what a cloud pilot advertises
     return SlotPolicy(
         attributes=tuple(attrs),
         start=site.slot.start,

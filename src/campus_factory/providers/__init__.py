@@ -38,9 +38,11 @@ def build_provider(
 ) -> Provider:
     """The provider for one site; nothing is contacted until the first call.
 
-    ``glidein`` builds the glidein payload (token, pool address) for batch sites when
-    ``pilot.payload = "glidein"``.
+    ``glidein`` builds the glidein payload (token, pool address) for sites whose payload
+    (``site.payload``, else ``pilot.payload``) is ``"glidein"``.
     """
+    if site.payload is not None and site.payload != pilot.payload:
+        pilot = pilot.model_copy(update={"payload": site.payload})
     if site.transport.kind == "ssh":  # one connection per site, reused by all its commands
         from ..transport.ssh import SSHExecutor
 
@@ -72,15 +74,15 @@ def build_provider(
     if site.provider == "ec2":
         from .ec2 import Ec2Provider
 
-        return Ec2Provider(site, pilot, factory_name)
+        return Ec2Provider(site, pilot, factory_name, glidein)
     if site.provider == "openstack":
         from .openstack import OpenStackProvider
 
-        return OpenStackProvider(site, pilot, factory_name)
+        return OpenStackProvider(site, pilot, factory_name, glidein)
     if site.provider == "libcloud":
         from .libcloud import LibcloudProvider
 
-        return LibcloudProvider(site, pilot, factory_name)
+        return LibcloudProvider(site, pilot, factory_name, glidein)
     if site.provider == "kubernetes":
         from .kubernetes import KubernetesProvider
 

@@ -17,8 +17,17 @@ import re
 from collections.abc import Mapping
 
 from ..config import PilotOptions, SiteConfig
-from ..errors import CapacityUnavailable, ProviderError, QuotaExceeded, SubmitError, ThrottledError
+from ..errors import (
+    CapacityUnavailable,
+    NotSupportedError,
+    ProviderError,
+    QuotaExceeded,
+    SubmitError,
+    ThrottledError,
+)
 from ..pilot.cloudinit import CloudPilot, render_user_data
+from ..pilot.glidein import GlideinSpec
+from ..pilot.payload import GlideinBuilder
 from .base import JobState, JobStatus, PilotRequest, Submission
 
 __all__ = [
@@ -29,6 +38,7 @@ __all__ = [
     "TAG_SITE",
     "TAG_SUBMISSION",
     "classify_error",
+    "glidein_spec",
     "instance_name",
     "instance_tags",
     "status_from_tags",
@@ -93,8 +103,24 @@ def status_from_tags(job_id: str, state: JobState, native: str, tags: Mapping[st
     )
 
 
-def user_data(site: SiteConfig, pilot: PilotOptions, factory: str, submission: Submission, index: int) -> str:
-    """The cloud-init user-data of one pilot (the glidein payload raises NotSupportedError)."""
+async def glidein_spec(site: SiteConfig, pilot: PilotOptions, builder: GlideinBuilder | None) -> GlideinSpec | None:
+    """The glidein of one submission (one token for its pilots), or None for the command payload."""
+    if pilot.payload != "glidein":
+        return None
+    if builder is None:
+        raise NotSupportedError(f"{site.name}: glidein payload requested but no glidein builder was given")
+    return await builder.spec(site)
+
+
+def user_data(
+    site: SiteConfig,
+    pilot: PilotOptions,
+    factory: str,
+    submission: Submission,
+    index: int,
+    glidein: GlideinSpec | None = None,
+) -> str:
+    """The cloud-init user-data of one pilot (``glidein`` from :func:`glidein_spec`)."""
     request = submission.pilots[index]
     return render_user_data(
         CloudPilot(
@@ -105,6 +131,7 @@ def user_data(site: SiteConfig, pilot: PilotOptions, factory: str, submission: S
             walltime_s=request.walltime_s,
             payload=pilot.payload,
             command=pilot.command,
+            glidein=glidein,
         )
     )
 

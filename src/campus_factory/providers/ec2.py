@@ -33,12 +33,15 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..config import PilotOptions, SiteConfig
-from ..errors import ProviderError
+from ..errors import ProviderError, SubmitError
+from ..pilot.glidein import GlideinSpec
+from ..pilot.payload import GlideinBuilder
 from ._cloud import (
     TAG_FACTORY,
     TAG_LEAVE,
     TAG_SITE,
     classify_error,
+    glidein_spec,
     instance_name,
     instance_tags,
     status_from_tags,
@@ -55,6 +58,7 @@ EC2_STATES: Mapping[str, JobState] = {
     "STOPPED": JobState.CANCELLED,
 }
 _ENDED = {"SHUTTING-DOWN", "TERMINATED"}
+USER_DATA_LIMIT = 16384  # bytes of user-data EC2 accepts (before base64)
 _NOT_FOUND = ("InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed")
 
 
@@ -82,13 +86,16 @@ def _tags(instance: Mapping[str, Any]) -> dict[str, str]:
 class Ec2Provider:
     """Pilots as EC2 instances of one site (region, image, instance type)."""
 
-    def __init__(self, site: SiteConfig, pilot: PilotOptions, factory_name: str) -> None:
+    def __init__(
+        self, site: SiteConfig, pilot: PilotOptions, factory_name: str, glidein: GlideinBuilder | None = None
+    ) -> None:
         if not site.cloud.image or not site.cloud.instance_type:
             raise ProviderError(f"{site.name}: an ec2 site needs cloud.image and cloud.instance_type", site=site.name)
         self.site = site.name
         self.config = site
         self.pilot = pilot
         self.factory = factory_name
+        self.glidein = glidein
         self._ec2: Any = None
 
     # -- the client ------------------------------------------------------------------------
@@ -121,18 +128,25 @@ class Ec2Provider:
         return classify_error(self.site, what, type(exc).__name__, str(exc))
 
     # -- submit ----------------------------------------------------------------------------
-    def _params(self, submission: Submission, index: int) -> dict[str, Any]:
+    def _params(self, submission: Submission, index: int, glidein: GlideinSpec | None = None) -> dict[str, Any]:
         cloud = self.config.cloud
         request = submission.pilots[index]
         tags = instance_tags(self.config, self.factory, submission, index, request)
         tags["Name"] = instance_name(submission, index)
         tag_list = [{"Key": k, "Value": v} for k, v in tags.items()]
+        data = user_data(self.config, self.pilot, self.factory, submission, index, glidein)
+        if len(data.encode()) > USER_DATA_LIMIT:
+            raise SubmitError(
+                f"{self.site}: the pilot's user-data is {len(data.encode())} bytes, EC2 accepts {USER_DATA_LIMIT}; "
+                "shorten pilot.extra_config or the site's slot attributes",
+                site=self.site,
+            )
         params: dict[str, Any] = {
             "ImageId": cloud.image,
             "InstanceType": cloud.instance_type,
             "MinCount": 1,
             "MaxCount": 1,
-            "UserData": user_data(self.config, self.pilot, self.factory, submission, index),
+            "UserData": data,
             "ClientToken": f"{submission.tag}-{index}"[:64],
             "InstanceInitiatedShutdownBehavior": "terminate",
             "TagSpecifications": [
@@ -160,8 +174,9 @@ class Ec2Provider:
 
     async def submit(self, submission: Submission) -> list[SubmittedPilot]:
         out: list[SubmittedPilot] = []
+        glidein = await glidein_spec(self.config, self.pilot, self.glidein)
         for index, request in enumerate(submission.pilots):
-            params = self._params(submission, index)
+            params = self._params(submission, index, glidein)
             try:
                 instance_id = await asyncio.to_thread(self.run_instance, params)
             except (ClientError, BotoCoreError) as exc:

@@ -32,7 +32,18 @@ from libcloud.compute.types import NodeState
 
 from ..config import PilotOptions, SiteConfig
 from ..errors import ProviderError
-from ._cloud import TAG_FACTORY, TAG_SITE, classify_error, instance_name, instance_tags, status_from_tags, user_data
+from ..pilot.glidein import GlideinSpec
+from ..pilot.payload import GlideinBuilder
+from ._cloud import (
+    TAG_FACTORY,
+    TAG_SITE,
+    classify_error,
+    glidein_spec,
+    instance_name,
+    instance_tags,
+    status_from_tags,
+    user_data,
+)
 from .base import CancelResult, JobState, Observation, Submission, SubmittedPilot, translate_state
 
 __all__ = ["LIBCLOUD_STATES", "LibcloudProvider"]
@@ -67,7 +78,9 @@ def _tags(node: Node) -> dict[str, str]:
 class LibcloudProvider:
     """Pilots as nodes of any Apache Libcloud compute driver."""
 
-    def __init__(self, site: SiteConfig, pilot: PilotOptions, factory_name: str) -> None:
+    def __init__(
+        self, site: SiteConfig, pilot: PilotOptions, factory_name: str, glidein: GlideinBuilder | None = None
+    ) -> None:
         cloud = site.cloud
         if not cloud.driver or not cloud.image or not cloud.instance_type:
             raise ProviderError(
@@ -77,6 +90,7 @@ class LibcloudProvider:
         self.config = site
         self.pilot = pilot
         self.factory = factory_name
+        self.glidein = glidein
         self.driver_name: str = cloud.driver
         self.image: str = cloud.image
         self.size: str = cloud.instance_type
@@ -112,7 +126,7 @@ class LibcloudProvider:
         )
 
     # -- submit ----------------------------------------------------------------------------
-    def create_node(self, submission: Submission, index: int) -> str:
+    def create_node(self, submission: Submission, index: int, glidein: GlideinSpec | None = None) -> str:
         """One create_node call (blocking); returns the node id."""
         cloud = self.config.cloud
         driver = self.driver()
@@ -121,7 +135,7 @@ class LibcloudProvider:
             "name": instance_name(submission, index),
             "size": NodeSize(self.size, self.size, 0, 0, 0, 0, driver),
             "image": NodeImage(self.image, self.image, driver),
-            "ex_userdata": user_data(self.config, self.pilot, self.factory, submission, index),
+            "ex_userdata": user_data(self.config, self.pilot, self.factory, submission, index, glidein),
             "ex_metadata": instance_tags(self.config, self.factory, submission, index, request),
         }
         if cloud.key_name:
@@ -139,9 +153,10 @@ class LibcloudProvider:
 
     async def submit(self, submission: Submission) -> list[SubmittedPilot]:
         out: list[SubmittedPilot] = []
+        glidein = await glidein_spec(self.config, self.pilot, self.glidein)
         for index, request in enumerate(submission.pilots):
             try:
-                node_id = await asyncio.to_thread(self.create_node, submission, index)
+                node_id = await asyncio.to_thread(self.create_node, submission, index, glidein)
             except Exception as exc:  # libcloud raises plain Exception for API errors
                 error = self._error("submit", exc)
                 if out:

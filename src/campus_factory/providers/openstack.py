@@ -33,10 +33,13 @@ from openstack.config import loader
 
 from ..config import PilotOptions, SiteConfig
 from ..errors import ProviderError
+from ..pilot.glidein import GlideinSpec
+from ..pilot.payload import GlideinBuilder
 from ._cloud import (
     TAG_FACTORY,
     TAG_SITE,
     classify_error,
+    glidein_spec,
     instance_name,
     instance_tags,
     status_from_tags,
@@ -77,7 +80,9 @@ _ERRORS: tuple[type[Exception], ...] = (os_exceptions.SDKException, ks_exception
 class OpenStackProvider:
     """Pilots as Nova servers of one site (cloud, region, image, flavor, network)."""
 
-    def __init__(self, site: SiteConfig, pilot: PilotOptions, factory_name: str) -> None:
+    def __init__(
+        self, site: SiteConfig, pilot: PilotOptions, factory_name: str, glidein: GlideinBuilder | None = None
+    ) -> None:
         if not site.cloud.image or not site.cloud.instance_type:
             raise ProviderError(
                 f"{site.name}: an openstack site needs cloud.image and cloud.instance_type (the flavor)", site=site.name
@@ -86,6 +91,7 @@ class OpenStackProvider:
         self.config = site
         self.pilot = pilot
         self.factory = factory_name
+        self.glidein = glidein
         self._conn: Any = None
         self._flavor: str | None = None
         self._left: dict[str, bool] = {}  # servers this process deleted: id -> graceful
@@ -121,11 +127,11 @@ class OpenStackProvider:
         return self._flavor
 
     # -- submit ----------------------------------------------------------------------------
-    def create_server(self, submission: Submission, index: int) -> str:
+    def create_server(self, submission: Submission, index: int, glidein: GlideinSpec | None = None) -> str:
         """One create call (blocking); returns the server id."""
         cloud = self.config.cloud
         request = submission.pilots[index]
-        text = user_data(self.config, self.pilot, self.factory, submission, index)
+        text = user_data(self.config, self.pilot, self.factory, submission, index, glidein)
         args: dict[str, Any] = {
             "name": instance_name(submission, index),
             "image_id": cloud.image,
@@ -143,9 +149,10 @@ class OpenStackProvider:
 
     async def submit(self, submission: Submission) -> list[SubmittedPilot]:
         out: list[SubmittedPilot] = []
+        glidein = await glidein_spec(self.config, self.pilot, self.glidein)
         for index, request in enumerate(submission.pilots):
             try:
-                server_id = await asyncio.to_thread(self.create_server, submission, index)
+                server_id = await asyncio.to_thread(self.create_server, submission, index, glidein)
             except _ERRORS as exc:
                 error = self._error("submit", exc)
                 if out:  # leave nothing half-submitted behind

@@ -11,6 +11,7 @@ project venv when it is installed there, else from a venv the fixture makes unde
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -67,6 +68,15 @@ class MotoServer:
     def reset(self, boot_seconds: float = 0.0) -> None:
         _post(f"{self.url}/_fault/clear", {})
         _post(f"{self.url}/_config", {"boot_seconds": boot_seconds})
+
+    def poweroff(self, instance_id: str) -> None:
+        """The guest OS powered off (cloud-init's power_state after the pilot script ended)."""
+        _post(f"{self.url}/_poweroff", {"instance_id": instance_id})
+
+    def user_data(self, instance_id: str) -> str:
+        """The user-data an instance was started with, as its guest would fetch it."""
+        attr = self.client().describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
+        return base64.b64decode(attr["UserData"]["Value"]).decode()
 
     def calls(self, action: str) -> int:
         return int(_post(f"{self.url}/_stats", {})["calls"].get(action, 0))

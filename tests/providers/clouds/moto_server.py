@@ -4,7 +4,10 @@ Run: ``python moto_server.py PORT`` (listens on 127.0.0.1 only). Control plane o
 
 * ``POST /_fault {"action": "RunInstances", "code": "InstanceLimitExceeded", "status": 400,
   "message": "...", "times": 1}``: the next ``times`` calls of ``action`` fail (-1: always);
-* ``POST /_fault/clear``; ``POST /_config {"boot_seconds": 5}``; ``GET /_stats``: calls per action.
+* ``POST /_fault/clear``; ``POST /_config {"boot_seconds": 5}``; ``GET /_stats``: calls per action;
+* ``POST /_poweroff {"instance_id": "i-..."}``: the guest OS powered off, as real EC2 reports it:
+  terminated (``InstanceInitiatedShutdownBehavior=terminate``) or stopped (``stop``), with the
+  state reason ``Client.InstanceInitiatedShutdown``.
 
 Adapted from shared/lab/fake_ec2.py. moto's XML namespace lacks the trailing slash that real EC2
 and Apache Libcloud use; the wrapper adds it.
@@ -21,7 +24,9 @@ import urllib.parse
 from collections import Counter
 from typing import Any
 
+from moto.ec2.models import ec2_backends
 from moto.ec2.models import instances as _inst
+from moto.ec2.models.instances import StateReason
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
@@ -54,6 +59,25 @@ def _init(self: Any, *a: Any, **kw: Any) -> None:
 
 _inst.Instance.__init__ = _init
 
+
+def _poweroff(instance_id: str) -> None:
+    for regions in ec2_backends.values():
+        for backend in regions.values():
+            try:
+                instance = backend.get_instance(instance_id)
+            except Exception:
+                continue
+            if instance.instance_initiated_shutdown_behavior == "terminate":
+                instance.terminate()
+            else:
+                instance.stop()
+            instance.state_reason = StateReason(
+                "Client.InstanceInitiatedShutdown: Instance initiated shutdown", "Client.InstanceInitiatedShutdown"
+            )
+            return
+    raise KeyError(instance_id)
+
+
 ERR = (
     '<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>{code}</Code>'
     "<Message>{msg}</Message></Error></Errors><RequestID>fault-injected</RequestID></Response>"
@@ -74,13 +98,15 @@ class FaultMiddleware:
                 FAULTS.clear()
             elif path == "/_config":
                 CONFIG.update(body)
+            elif path == "/_poweroff":
+                _poweroff(str(body["instance_id"]))
             state = {"faults": FAULTS, "config": CONFIG, "calls": dict(CALLS)}
         start_response("200 OK", [("Content-Type", "application/json")])
         return [json.dumps(state).encode()]
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
         path = environ.get("PATH_INFO", "")
-        if path.startswith("/_fault") or path in ("/_config", "/_stats"):
+        if path.startswith("/_fault") or path in ("/_config", "/_stats", "/_poweroff"):
             return self._control(environ, start_response, path)
         n = int(environ.get("CONTENT_LENGTH") or 0)
         raw = environ["wsgi.input"].read(n) if n else b""

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from campus_factory.config import parse_config
-from campus_factory.errors import NotSupportedError, QuotaExceeded, ThrottledError
+from campus_factory.errors import ConfigError, NotSupportedError, QuotaExceeded, ThrottledError
 from campus_factory.providers.base import JobState, PilotRequest, Submission
 from campus_factory.providers.kubernetes import KubernetesProvider, pod_manifest
 
@@ -161,9 +161,10 @@ def test_pod_manifest() -> None:
     limits = spec["containers"][0]["resources"]["limits"]
     assert limits == {"cpu": "1", "memory": "512Mi", "nvidia.com/gpu": "1"}
     assert {"name": "CAMPUS_FACTORY_IS_CLOUD_NODE", "value": "true"} in spec["containers"][0]["env"]
-    with pytest.raises(NotSupportedError):
-        glidein = provider("http://127.0.0.1:1", payload="glidein")
-        pod_manifest(glidein.config, glidein.pilot, "Campus_1", sub, 0)
+    with pytest.raises(ConfigError, match='payload = "command"'):  # refused when the config is read
+        provider("http://127.0.0.1:1", payload="glidein")
+    with pytest.raises(NotSupportedError):  # and by the provider, should options be built otherwise
+        pod_manifest(p.config, p.pilot.model_copy(update={"payload": "glidein"}), "Campus_1", sub, 0)
 
 
 def test_pods_are_created_listed_reaped_and_deleted(stub: tuple[Stub, str]) -> None:

@@ -9,6 +9,7 @@ import base64
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -84,11 +85,11 @@ def test_errors_are_classified_and_nothing_is_left(provider: LibcloudProvider, e
     calls = {"n": 0}
     real = provider.create_node
 
-    def flaky(submission: Submission, index: int) -> str:
+    def flaky(submission: Submission, index: int, glidein: Any = None) -> str:
         calls["n"] += 1
         if calls["n"] == 2:
             ec2.fault("RunInstances", "InsufficientInstanceCapacity", message="no capacity")
-        return real(submission, index)
+        return real(submission, index, glidein)
 
     provider.create_node = flaky  # type: ignore[method-assign]
     with pytest.raises(Exception, match="capacity"):

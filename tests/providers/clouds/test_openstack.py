@@ -178,3 +178,52 @@ def test_restart_after_a_crash_adopts_and_leaks_nothing(tmp_path: Path, nova) ->
         time.sleep(0.5)
     assert f.ledger.live_pilots(name) == [] and nova.servers() == []
     assert {p.state for p in f.ledger.pilots(factory=name)} == {PilotState.ENDED}
+
+
+TOKEN = "eyJhbGciOiJIUzI1NiIsImtpZCI6IlBPT0wifQ.eyJzdWIiOiJwaWxvdCJ9.c2lnbmF0dXJl"
+
+
+def glidein_provider(tmp_path: Path, nova, executor: Any) -> Any:
+    """The site overrides the campus's command payload with the glidein (build_provider applies it)."""
+    from campus_factory.config import PoolOptions
+    from campus_factory.pilot.payload import GlideinBuilder
+    from campus_factory.providers import build_provider
+
+    cfg = make_config(tmp_path, nova, "t")
+    site = cfg.sites[0].model_copy(update={"payload": "glidein"})
+    builder = GlideinBuilder(PoolOptions(collector="cm.campus.edu:9618"), cfg.pilot, executor, "t")
+    return build_provider(site, cfg.pilot, executor, "t", builder)
+
+
+def test_glidein_payload_puts_one_token_and_the_glidein_in_each_server(tmp_path: Path, nova) -> None:
+    from tests.providers.test_slurm_parsers import ScriptedExecutor
+
+    ex = ScriptedExecutor((["condor_token_create"], (0, TOKEN + "\n", "")))
+    p = glidein_provider(tmp_path, nova, ex)
+    assert p.pilot.payload == "glidein"
+    sent: list[dict[str, Any]] = []
+    compute = p.connection().compute
+    real = compute.create_server
+    compute.create_server = lambda **kw: (sent.append(kw), real(**kw))[1]
+    sub = submission(p.config, "t", 2)
+    ids = [s.job_id for s in asyncio.run(p.submit(sub))]
+    assert len(ex.calls) == 1  # one token per submission
+    assert "-identity" in ex.calls[0].argv and "pilot-os1@campus-factory" in ex.calls[0].argv
+    assert len(sent) == 2
+    for kw, request in zip(sent, sub.pilots, strict=True):
+        text = base64.b64decode(kw["user_data"]).decode()
+        assert TOKEN in text and "COLLECTOR_HOST = cm.campus.edu:9618" in text
+        assert "IsCloudNode = True" in text and f"CAMPUS_FACTORY_PILOT_ID={request.pilot_id}" in text
+    asyncio.run(p.cancel(ids, graceful=False))
+
+
+def test_glidein_token_failure_starts_no_server(tmp_path: Path, nova) -> None:
+    from tests.providers.test_slurm_parsers import ScriptedExecutor
+
+    from campus_factory.errors import ProviderError
+
+    ex = ScriptedExecutor((["condor_token_create"], (1, "", "ERROR: no signing key")))
+    p = glidein_provider(tmp_path, nova, ex)
+    with pytest.raises(ProviderError, match=r"cannot mint a pilot token.*exited 1"):
+        asyncio.run(p.submit(submission(p.config, "t", 1)))
+    assert nova.servers() == []
