@@ -241,20 +241,17 @@ class Factory:
                     (pilots[c.pilot_id], c.reason) for c in sp.cancel if c.graceful is graceful and c.pilot_id in pilots
                 ]
                 report.cancelled += await self._leave(site.name, chosen, graceful)
-        if sp.submit > 0:
-            await self._submit(site, provider, sp.submit, report)
+        slot = (site.slot.cpus, site.slot.memory_mb, site.slot.disk_mb, site.slot.gpus)
+        for *size, n in sp.pilot_sizes(slot):  # one submission (one job array) per pilot size
+            await self._submit(site, provider, n, report, (size[0], size[1], size[2], size[3]))
 
-    async def _submit(self, site: SiteConfig, provider: Provider, n: int, report: CycleReport) -> None:
+    async def _submit(
+        self, site: SiteConfig, provider: Provider, n: int, report: CycleReport, size: tuple[int, int, int, int]
+    ) -> None:
         sub_id = self.new_id()
+        cpus, memory_mb, disk_mb, gpus = size
         requests = tuple(
-            PilotRequest(
-                f"{site.name}-{self.new_id()}",
-                site.slot.cpus,
-                site.slot.memory_mb,
-                site.slot.disk_mb,
-                site.slot.gpus,
-                site.walltime,
-            )
+            PilotRequest(f"{site.name}-{self.new_id()}", cpus, memory_mb, disk_mb, gpus, site.walltime)
             for _ in range(n)
         )
         submission = Submission(sub_id, f"{self.tag_prefix}{sub_id}", requests)

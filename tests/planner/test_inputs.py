@@ -134,6 +134,10 @@ class Rec:
     created_at: float = NOW - 1000
     joined_at: float | None = None
     ended_at: float | None = None
+    cpus: int = 8
+    memory_mb: int = 16000
+    disk_mb: int = 10000
+    gpus: int = 0
 
 
 def test_pilot_views_with_and_without_the_pool() -> None:

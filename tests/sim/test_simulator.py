@@ -177,3 +177,39 @@ def test_scenario_files_are_validated(tmp_path: Any) -> None:
     assert sc.models["a"] == SiteModel(queue_wait_s=180.0, capacity=2)
     assert sc.settings.seed == 9
     assert replace(sc.settings, seed=1) != sc.settings
+
+
+def _one_site(sizing: str) -> Any:
+    site = {
+        "name": "hpc",
+        "provider": "fake",
+        "walltime": "6h",
+        "idle_timeout": "2m",
+        "slot": {"cpus": 16, "memory_mb": 64000, "sizing": sizing},
+        "limits": {"max_pilots": 100, "max_queued": 100, "max_submit_per_cycle": 100},
+    }
+    return scenario_from_dict({"sites": [site], "simulation": {"sites": {"hpc": {"queue_wait": "1m", "boot": "30s"}}}})
+
+
+def test_a_fit_site_starts_pilots_sized_to_their_jobs() -> None:
+    jobs = [JobSpec(i * 5.0, 600 + 97 * i, 1, 2000) for i in range(12)]
+    jobs += [JobSpec(3 * 3600.0, 1800, 4, 8000) for _ in range(3)]  # after the 1-core pilots left
+    result = asyncio.run(Simulation(_one_site("fit"), jobs, make_policy("ours")).run())
+    s = summarize(result)
+    assert s["jobs_completed"] == len(jobs)
+    ran = [p for p in result.pilots if p.started_at is not None]
+    assert ran and {p.cpus for p in ran} == {1, 4}  # never a whole 16-core slot
+    size = {p.pilot_id: p.cpus for p in ran}
+    events: dict[str, list[tuple[float, int]]] = {}
+    for r in result.runs:
+        events.setdefault(r.pilot_id, []).extend([(r.start, r.cpus), (r.end, -r.cpus)])
+    for pid, evs in events.items():  # jobs on a pilot never use more cores than it asked for
+        busy = 0
+        for _, c in sorted(evs):
+            busy += c
+            assert busy <= size[pid]
+    # no pilot keeps free cores while its last job finishes, unlike one whole 16-core slot
+    fixed = summarize(asyncio.run(Simulation(_one_site("fixed"), jobs, make_policy("ours")).run()))
+    assert s["waste_breakdown"]["partly_used_core_h"] == 0.0
+    assert fixed["waste_breakdown"]["partly_used_core_h"] > 0.5 * fixed["used_core_h"]
+    assert s["delivered_core_h"] < 1.25 * s["used_core_h"] < fixed["delivered_core_h"]

@@ -30,6 +30,14 @@ class SlotResources(_Section):
     memory_mb: int = Field(2048, ge=1, description="Memory per pilot, in MB.")
     disk_mb: int = Field(10240, ge=0, description="Scratch disk per pilot, in MB.")
     gpus: int = Field(0, ge=0, description="GPUs per pilot.")
+    sizing: Literal["fixed", "fit"] = Field(
+        "fixed",
+        description="How big new pilots are. 'fixed': every pilot has the resources above. 'fit': the "
+        "resources above are the largest pilot; each new pilot asks for one job's resources (RequestCpus, "
+        "RequestMemory, RequestDisk, RequestGPUs of the group it is started for; memory and disk in "
+        "proportion to the cores when the job requests none), so no pilot keeps free cores while its "
+        "last jobs finish. Finished jobs' claims still go to the next jobs. Limits still count pilots.",
+    )
     attributes: dict[str, str | int | float | bool] = Field(
         default_factory=dict,
         description="Custom ClassAd attributes of the pilots' slot ad, as literals (a TOML string is a "
@@ -354,3 +362,12 @@ class SiteConfig(_Section):
     cloud: CloudOptions = Field(default_factory=CloudOptions)
     budget: BudgetOptions = Field(default_factory=BudgetOptions)
     htcondor: RemoteHTCondorOptions = Field(default_factory=RemoteHTCondorOptions)
+
+    @model_validator(mode="after")
+    def _sizing(self) -> SiteConfig:
+        if self.slot.sizing == "fit" and self.provider in ("ec2", "openstack", "libcloud"):
+            raise ValueError(
+                f'slot.sizing = "fit" is not supported on {self.provider} sites yet: their pilots are one '
+                'instance type (cloud.instance_type); use sizing = "fixed"'
+            )
+        return self

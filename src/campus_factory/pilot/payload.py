@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Protocol
+
 from ..config import CLOUD_PROVIDERS, PilotOptions, PoolOptions, SiteConfig
+from ..errors import NotSupportedError
 from ..planner.inputs import slot_policy
 from ..planner.slotad import start_expression
 from ..transport.executor import Executor
 from .glidein import GlideinSpec
 from .tokens import mint_pilot_token
 
-__all__ = ["CLOUD_PROVIDERS", "GlideinBuilder"]
+__all__ = ["CLOUD_PROVIDERS", "GlideinBuilder", "glidein_for"]
+
+
+class PilotRequestLike(Protocol):
+    """What a glidein takes from a pilot request (``providers.base.PilotRequest``)."""
+
+    @property
+    def cpus(self) -> int: ...
+    @property
+    def memory_mb(self) -> int: ...
+    @property
+    def gpus(self) -> int: ...
 
 
 class GlideinBuilder:
@@ -21,7 +36,12 @@ class GlideinBuilder:
         self.executor = executor
         self.factory_name = factory_name
 
-    async def spec(self, site: SiteConfig, summary_dir: str = "") -> GlideinSpec:
+    async def spec(
+        self, site: SiteConfig, summary_dir: str = "", size: tuple[int, int, int] | None = None
+    ) -> GlideinSpec:
+        """The glidein of one submission; ``size`` (cpus, memory MB, GPUs) is what its pilots asked
+        for (a site with ``slot.sizing = "fit"``), else the site's slot."""
+        cpus, memory_mb, gpus = size or (site.slot.cpus, site.slot.memory_mb, site.slot.gpus)
         lifetime = site.walltime + self.pilot.token.queue_allowance
         token = await mint_pilot_token(self.executor, self.pilot.token, site.name, lifetime)
         policy = slot_policy(site)
@@ -33,9 +53,9 @@ class GlideinBuilder:
             site=site.name,
             factory=self.factory_name,
             token=token,
-            cpus=site.slot.cpus,
-            memory_mb=site.slot.memory_mb,
-            gpus=site.slot.gpus,
+            cpus=cpus,
+            memory_mb=memory_mb,
+            gpus=gpus,
             walltime_s=int(site.walltime),
             idle_timeout_s=int(site.idle_timeout),
             retire_margin_s=int(min(self.pilot.retire_margin, site.walltime / 2)),
@@ -51,3 +71,21 @@ class GlideinBuilder:
             scratch=self.pilot.scratch,
             summary_dir=summary_dir,
         )
+
+
+async def glidein_for(
+    site: SiteConfig,
+    pilot: PilotOptions,
+    builder: GlideinBuilder | None,
+    pilots: Sequence[PilotRequestLike],
+    summary_dir: str = "",
+) -> GlideinSpec | None:
+    """The glidein of one submission (one token for its pilots, sized as they asked), or None
+    when the site's payload is the command."""
+    if pilot.payload != "glidein":
+        return None
+    if builder is None:
+        raise NotSupportedError(f"{site.name}: glidein payload requested but no glidein builder was given")
+    first = pilots[0] if pilots else None
+    size = (first.cpus, first.memory_mb, first.gpus) if first is not None else None
+    return await builder.spec(site, summary_dir, size)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from ..demand.base import JobGroup
 from .match import MatchCache, MatchOutcome, group_key, job_runtime_s
 from .packing import Shape, SiteBins, per_bin
-from .types import QUEUED_STATES, Cancel, GroupDecision, PilotView, Placement, Plan, SitePlan, SiteSpec
+from .types import QUEUED_STATES, Cancel, GroupDecision, PilotSize, PilotView, Placement, Plan, SitePlan, SiteSpec
 
 __all__ = ["fits", "jobs_per_pilot", "plan", "site_order"]
 
@@ -38,6 +38,21 @@ _INF = float("inf")
 
 def _slot(site: SiteSpec) -> Shape:
     return (site.cpus, site.memory_mb, site.disk_mb if site.disk_mb > 0 else -1, site.gpus)
+
+
+def _own(site: SiteSpec, p: PilotView) -> Shape:
+    """A pilot's resources: as requested at a site sizing pilots to demand, else the site's slot
+    (which learned pilot ads may have refined)."""
+    full = _slot(site)
+    if site.sizing != "fit":
+        return full
+    disk = full[2] if full[2] < 0 or p.disk_mb is None else p.disk_mb
+    return (
+        full[0] if p.cpus is None else p.cpus,
+        full[1] if p.memory_mb is None else p.memory_mb,
+        disk,
+        full[3] if p.gpus is None else p.gpus,
+    )
 
 
 def _shape(g: JobGroup) -> Shape:
@@ -106,11 +121,11 @@ def _budget(site: SiteSpec, pilots: Sequence[PilotView]) -> tuple[int, str | Non
 
 
 def _bins(site: SiteSpec, pilots: Sequence[PilotView], budget: int, now: float) -> SiteBins:
-    bins = SiteBins(_slot(site), site.walltime_s, budget)
-    full = _slot(site)
+    bins = SiteBins(_slot(site), site.walltime_s, budget, fit=site.sizing == "fit")
     running = sorted((p for p in pilots if p.state in ("running", "joined")), key=lambda p: (p.since, p.pilot_id))
     queued = sorted((p for p in pilots if p.state in QUEUED_STATES), key=lambda p: (p.since, p.pilot_id))
     for p in running:
+        full = _own(site, p)
         if p.busy is True and p.free_cpus is None:
             free: Shape = (0, 0, 0, 0)
         else:
@@ -124,7 +139,7 @@ def _bins(site: SiteSpec, pilots: Sequence[PilotView], budget: int, now: float) 
         bins.add_existing(p.pilot_id, free, life)
     if site.enabled:  # a disabled site's queued pilots are not capacity: they are cancelled
         for p in queued:
-            bins.add_existing(p.pilot_id, full, site.walltime_s)
+            bins.add_existing(p.pilot_id, _own(site, p), site.walltime_s)
     return bins
 
 
@@ -178,7 +193,8 @@ def _place(g: JobGroup, outcomes: Sequence[MatchOutcome], states: Sequence[_Site
         bound.extend(f"{st.spec.name}: unhealthy" for st in matched if not st.spec.healthy)
     pilots = sum(p.new_pilots for p in placements)
     first = placements[0].site if placements else None
-    per = jobs_per_pilot(g, next(st.spec for st in usable if st.spec.name == first)) if first else 0
+    spec = next((st.spec for st in usable if st.spec.name == first), None)
+    per = (1 if spec.sizing == "fit" else jobs_per_pilot(g, spec)) if spec is not None and first else 0
     where = "; ".join(
         f"{p.jobs} at {p.site} ({p.into_existing} into existing, {p.new_pilots} new pilot(s))" for p in placements
     )
@@ -240,6 +256,17 @@ def _cancels(st: _Site, submit: int, now: float) -> list[Cancel]:
     return cancels
 
 
+def _sizes(spec: SiteSpec, opened: dict[Shape, int], submit: int) -> tuple[PilotSize, ...]:
+    """New pilots by size: the fitted ones, then whole-slot pilots (floor, offline requests)."""
+    out: list[PilotSize] = []
+    for (c, m, d, g), n in opened.items():
+        out.append((c, m, d if d >= 0 else spec.disk_mb, g, n))
+    extra = submit - sum(n for *_, n in out)
+    if extra > 0:
+        out.append((spec.cpus, spec.memory_mb, spec.disk_mb, spec.gpus, extra))
+    return tuple(out)
+
+
 def _site_plan(st: _Site, now: float) -> SitePlan:
     spec, bins = st.spec, st.bins
     health = spec.health.state if spec.health else "ok"
@@ -265,6 +292,10 @@ def _site_plan(st: _Site, now: float) -> SitePlan:
             f"group explains: {extra} pilot(s)"
         )
         submit += extra
+    sizes = _sizes(spec, bins.opened, submit) if spec.sizing == "fit" else ()
+    if sizes:
+        shown = ", ".join(f"{n} x {c} core(s)/{m} MB" + (f"/{g} GPU(s)" if g else "") for c, m, _, g, n in sizes)
+        reasons.append(f"pilots sized to their jobs: {shown}")
     used = len(bins.used_pilots())
     needed = used + bins.new_pilots
     reasons.append(
@@ -292,6 +323,7 @@ def _site_plan(st: _Site, now: float) -> SitePlan:
         tuple(reasons),
         bins.jobs,
         health,
+        sizes,
     )
 
 

@@ -45,6 +45,14 @@ class PilotRecordLike(Protocol):
     def started_at(self) -> float | None: ...
     @property
     def walltime_s(self) -> float: ...
+    @property
+    def cpus(self) -> int: ...
+    @property
+    def memory_mb(self) -> int: ...
+    @property
+    def disk_mb(self) -> int: ...
+    @property
+    def gpus(self) -> int: ...
 
 
 class SlotLike(Protocol):
@@ -62,6 +70,10 @@ class SlotLike(Protocol):
     def free_gpus(self) -> int: ...
 
 
+#: a pilot sized to its job advertises that job's resources, not the largest pilot of its site
+_FIT_PINNED = ("Cpus", "Memory", "Disk", "GPUs")
+
+
 def slot_policy(site: SiteConfig) -> SlotPolicy:
     """The slot-ad policy of a configured site."""
     attrs = [(k, literal(v)) for k, v in sorted(site.slot.attributes.items())]
@@ -75,7 +87,7 @@ def slot_policy(site: SiteConfig) -> SlotPolicy:
         allowed_owners=site.allowed_owners,
         allowed_groups=site.allowed_groups,
         preemptable=site.preemptable,
-        pinned=site.slot.pinned,
+        pinned=site.slot.pinned + (_FIT_PINNED if site.slot.sizing == "fit" else ()),
         learn_attributes=site.slot.learn_attributes,
     )
 
@@ -144,6 +156,7 @@ def site_spec(
         job_runtime_s=site.job_runtime,
         health=health,
         offline_requests=offline_requests,
+        sizing=site.slot.sizing,
     )
 
 
@@ -209,9 +222,23 @@ def pilot_views(
     for r in records:
         slot = slots.get(r.pilot_id) if slots is not None else None
         retire = r.started_at + r.walltime_s - retire_margin_s if r.started_at is not None else None
+        size = (r.cpus, r.memory_mb, r.disk_mb, r.gpus)
         if slot is None:
             out.append(
-                PilotView(r.pilot_id, r.site, str(r.state), r.state_since, None, r.job_id is not None, retire_at=retire)
+                PilotView(
+                    r.pilot_id,
+                    r.site,
+                    str(r.state),
+                    r.state_since,
+                    None,
+                    r.job_id is not None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    retire,
+                    *size,
+                )
             )
             continue
         out.append(
@@ -227,6 +254,7 @@ def pilot_views(
                 slot.free_disk_mb,
                 slot.free_gpus,
                 retire,
+                *size,
             )
         )
     return out

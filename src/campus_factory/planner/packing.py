@@ -6,6 +6,9 @@ then new pilots opened within the site's budget. Jobs of one group are identical
 is packed at once: first fit over the bins in order, as many jobs per bin as fit. Identical new
 bins are kept as one entry with a multiplicity, so packing 100 000 jobs costs a few hundred
 steps. Groups arrive in decreasing size: first-fit decreasing.
+
+With ``fit`` (a site whose pilots are sized to demand), a new pilot is opened for one job and
+asks for that job's resources (:func:`fitted`); the site's slot is the largest pilot allowed.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-__all__ = ["Bin", "Shape", "SiteBins", "per_bin"]
+__all__ = ["Bin", "Shape", "SiteBins", "fitted", "per_bin"]
 
 #: cpus, memory MB, disk MB, GPUs
 Shape = tuple[int, int, int, int]
@@ -35,6 +38,19 @@ def per_bin(free: Shape, job: Shape) -> int:
         if m < n:
             n = m
     return n if n > 0 else 0
+
+
+def fitted(slot: Shape, job: Shape) -> Shape:
+    """A pilot just big enough for one job: its cores, memory, disk and GPUs.
+
+    Memory and disk the job does not request are the slot's, in proportion to the cores;
+    disk stays unlimited (-1) when the slot's is.
+    """
+    cpus = max(job[0], 1)
+    share = min(cpus, slot[0]) / max(slot[0], 1)
+    memory = job[1] if job[1] > 0 else max(1, int(slot[1] * share))
+    disk = -1 if slot[2] < 0 else job[2] if job[2] > 0 else int(slot[2] * share)
+    return (cpus, memory, disk, max(job[3], 0))
 
 
 def _minus(free: Shape, job: Shape, k: int) -> Shape:
@@ -60,7 +76,9 @@ class SiteBins:
     slot: Shape
     lifetime: float
     budget: int
+    fit: bool = False
     bins: list[Bin] = field(default_factory=list)
+    opened: dict[Shape, int] = field(default_factory=dict)
     new_pilots: int = 0
     jobs: int = 0
     supply: int = 0
@@ -106,15 +124,19 @@ class SiteBins:
             i += len(parts)
         opened = 0
         k = per_bin(self.slot, job) if self.lifetime >= runtime else 0
+        pilot = self.slot
+        if self.fit and k > 0:
+            pilot, k = fitted(self.slot, job), 1
         if left > 0 and k > 0 and self.budget > self.new_pilots:
             opened = min(math.ceil(left / k), self.budget - self.new_pilots)
             placed = min(left, opened * k)
             full, rest = divmod(placed, k)
             if full:
-                self._open(bins, Bin(_minus(self.slot, job, k), full, self.lifetime, None, True))
+                self._open(bins, Bin(_minus(pilot, job, k), full, self.lifetime, None, True))
             if rest:
-                self._open(bins, Bin(_minus(self.slot, job, rest), 1, self.lifetime, None, True))
+                self._open(bins, Bin(_minus(pilot, job, rest), 1, self.lifetime, None, True))
             self.new_pilots += opened
+            self.opened[pilot] = self.opened.get(pilot, 0) + opened
             left -= placed
         self.jobs += want - left
         return want - left, into_existing, opened

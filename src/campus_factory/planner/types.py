@@ -16,6 +16,7 @@ __all__ = [
     "QUEUED_STATES",
     "Cancel",
     "GroupDecision",
+    "PilotSize",
     "PilotView",
     "Placement",
     "Plan",
@@ -102,6 +103,7 @@ class SiteSpec:
     job_runtime_s: float = 0.0
     health: SiteHealth | None = None
     offline_requests: int = 0
+    sizing: str = "fixed"  # "fit": each new pilot is sized for one job (the slot is the largest pilot)
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,8 @@ class PilotView:
 
     ``busy`` is None when the pool was not asked. ``free_*`` are the unclaimed resources of
     its partitionable slot (None: unknown, the whole pilot counts as free unless busy).
-    ``retire_at`` is when it leaves (None: unknown, assumed long enough).
+    ``retire_at`` is when it leaves (None: unknown, assumed long enough). ``cpus``/``memory_mb``/
+    ``disk_mb``/``gpus`` size the pilot as it was requested (None: the site's slot).
     """
 
     pilot_id: str
@@ -124,6 +127,10 @@ class PilotView:
     free_disk_mb: int | None = None
     free_gpus: int | None = None
     retire_at: float | None = None
+    cpus: int | None = None
+    memory_mb: int | None = None
+    disk_mb: int | None = None
+    gpus: int | None = None
 
 
 @dataclass(frozen=True)
@@ -159,8 +166,15 @@ class GroupDecision:
     bound_by: tuple[str, ...] = ()
 
 
+#: cpus, memory MB, disk MB, GPUs of a pilot to submit, and how many of them
+PilotSize = tuple[int, int, int, int, int]
+
+
 @dataclass(frozen=True)
 class SitePlan:
+    """What to do at one site. ``sizes``: the new pilots' sizes when they are not all the site's
+    slot (sites with ``sizing = "fit"``), in submission order; counts add up to ``submit``."""
+
     site: str
     submit: int
     cancel: tuple[Cancel, ...]
@@ -170,6 +184,21 @@ class SitePlan:
     reasons: tuple[str, ...]
     jobs: int = 0
     health: str = "ok"
+    sizes: tuple[PilotSize, ...] = ()
+
+    def pilot_sizes(self, slot: tuple[int, int, int, int]) -> tuple[PilotSize, ...]:
+        """The ``submit`` new pilots by size: ``sizes`` cut to ``submit`` (a spend ceiling may have
+        lowered it), then pilots of the site's ``slot`` (cpus, memory MB, disk MB, GPUs) for the rest."""
+        out: list[PilotSize] = []
+        left = self.submit
+        for cpus, memory, disk, gpus, n in self.sizes:
+            k = min(n, left)
+            if k > 0:
+                out.append((cpus, memory, disk, gpus, k))
+                left -= k
+        if left > 0:
+            out.append((*slot, left))
+        return tuple(out)
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 from ..config import PilotOptions, SiteConfig
-from ..errors import CommandError, NotSupportedError, ProviderError, SubmitError, UnsafeValueError
-from ..pilot.payload import GlideinBuilder
+from ..errors import CommandError, ProviderError, SubmitError, UnsafeValueError
+from ..pilot.payload import GlideinBuilder, glidein_for
 from ..pilot.script import PilotScript, render_batch_script
 from ..transport.executor import CommandResult, Executor
 from .base import CancelResult, JobState, JobStatus, Observation, Submission, SubmittedPilot
@@ -146,11 +146,7 @@ class BatchProvider(ABC):
     async def submit(self, submission: Submission) -> list[SubmittedPilot]:
         if not submission.pilots:
             return []
-        spec = None
-        if self.pilot.payload == "glidein":
-            if self.glidein is None:
-                raise NotSupportedError(f"{self.site}: glidein payload requested but no glidein builder was given")
-            spec = await self.glidein.spec(self.config, summary_dir=self.config.batch.work_dir)
+        spec = await glidein_for(self.config, self.pilot, self.glidein, submission.pilots, self.config.batch.work_dir)
         script = render_batch_script(
             PilotScript(
                 directive_prefix=self.directive_prefix,

@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from ..config import PilotOptions, SiteConfig
 from ..errors import (
     CapacityUnavailable,
-    NotSupportedError,
     ProviderError,
     QuotaExceeded,
     SubmitError,
@@ -27,7 +26,6 @@ from ..errors import (
 )
 from ..pilot.cloudinit import CloudPilot, render_user_data
 from ..pilot.glidein import GlideinSpec
-from ..pilot.payload import GlideinBuilder
 from .base import JobState, JobStatus, PilotRequest, Submission
 
 __all__ = [
@@ -38,7 +36,6 @@ __all__ = [
     "TAG_SITE",
     "TAG_SUBMISSION",
     "classify_error",
-    "glidein_spec",
     "instance_name",
     "instance_tags",
     "status_from_tags",
@@ -101,15 +98,6 @@ def status_from_tags(job_id: str, state: JobState, native: str, tags: Mapping[st
         array_index=_index(tags),
         reason=reason,
     )
-
-
-async def glidein_spec(site: SiteConfig, pilot: PilotOptions, builder: GlideinBuilder | None) -> GlideinSpec | None:
-    """The glidein of one submission (one token for its pilots), or None for the command payload."""
-    if pilot.payload != "glidein":
-        return None
-    if builder is None:
-        raise NotSupportedError(f"{site.name}: glidein payload requested but no glidein builder was given")
-    return await builder.spec(site)
 
 
 def user_data(

@@ -35,13 +35,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ..config import PilotOptions, SiteConfig
 from ..errors import ProviderError, SubmitError
 from ..pilot.glidein import GlideinSpec
-from ..pilot.payload import GlideinBuilder
+from ..pilot.payload import GlideinBuilder, glidein_for
 from ._cloud import (
     TAG_FACTORY,
     TAG_LEAVE,
     TAG_SITE,
     classify_error,
-    glidein_spec,
     instance_name,
     instance_tags,
     status_from_tags,
@@ -174,7 +173,7 @@ class Ec2Provider:
 
     async def submit(self, submission: Submission) -> list[SubmittedPilot]:
         out: list[SubmittedPilot] = []
-        glidein = await glidein_spec(self.config, self.pilot, self.glidein)
+        glidein = await glidein_for(self.config, self.pilot, self.glidein, submission.pilots)
         for index, request in enumerate(submission.pilots):
             params = self._params(submission, index, glidein)
             try:

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..config import PilotOptions, SiteConfig
-from ..errors import ConfigError, NotSupportedError, ProviderError, SubmitError, UnsafeValueError
-from ..pilot.payload import GlideinBuilder
+from ..errors import ConfigError, ProviderError, SubmitError, UnsafeValueError
+from ..pilot.payload import GlideinBuilder, glidein_for
 from ..pilot.script import PilotScript, check_directive, render_batch_script
 from .base import CancelResult, JobState, JobStatus, Observation, Submission, SubmittedPilot, translate_state
 
@@ -183,11 +183,7 @@ class HTCondorRemoteProvider:
             return []
         import htcondor2
 
-        spec = None
-        if self.pilot.payload == "glidein":
-            if self.glidein is None:
-                raise NotSupportedError(f"{self.site}: glidein payload requested but no glidein builder was given")
-            spec = await self.glidein.spec(self.config)
+        spec = await glidein_for(self.config, self.pilot, self.glidein, submission.pilots)
         script = render_batch_script(
             PilotScript(
                 directive_prefix="#",

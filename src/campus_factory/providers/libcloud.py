@@ -33,12 +33,11 @@ from libcloud.compute.types import NodeState
 from ..config import PilotOptions, SiteConfig
 from ..errors import ProviderError
 from ..pilot.glidein import GlideinSpec
-from ..pilot.payload import GlideinBuilder
+from ..pilot.payload import GlideinBuilder, glidein_for
 from ._cloud import (
     TAG_FACTORY,
     TAG_SITE,
     classify_error,
-    glidein_spec,
     instance_name,
     instance_tags,
     status_from_tags,
@@ -153,7 +152,7 @@ class LibcloudProvider:
 
     async def submit(self, submission: Submission) -> list[SubmittedPilot]:
         out: list[SubmittedPilot] = []
-        glidein = await glidein_spec(self.config, self.pilot, self.glidein)
+        glidein = await glidein_for(self.config, self.pilot, self.glidein, submission.pilots)
         for index, request in enumerate(submission.pilots):
             try:
                 node_id = await asyncio.to_thread(self.create_node, submission, index, glidein)

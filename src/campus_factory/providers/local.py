@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import PilotOptions, SiteConfig
-from ..errors import NotSupportedError, SubmitError
-from ..pilot.payload import GlideinBuilder
+from ..errors import SubmitError
+from ..pilot.payload import GlideinBuilder, glidein_for
 from ..pilot.script import PilotScript, render_batch_script
 from .base import CancelResult, JobState, JobStatus, Observation, Submission, SubmittedPilot
 
@@ -76,11 +76,7 @@ class LocalProvider:
             return None
 
     async def submit(self, submission: Submission) -> list[SubmittedPilot]:
-        spec = None
-        if self.pilot.payload == "glidein":
-            if self.glidein is None:
-                raise NotSupportedError(f"{self.site}: glidein payload requested but no glidein builder was given")
-            spec = await self.glidein.spec(self.config, summary_dir=str(self.work_dir))
+        spec = await glidein_for(self.config, self.pilot, self.glidein, submission.pilots, str(self.work_dir))
         script = render_batch_script(
             PilotScript(
                 directive_prefix="#",

@@ -34,12 +34,11 @@ from openstack.config import loader
 from ..config import PilotOptions, SiteConfig
 from ..errors import ProviderError
 from ..pilot.glidein import GlideinSpec
-from ..pilot.payload import GlideinBuilder
+from ..pilot.payload import GlideinBuilder, glidein_for
 from ._cloud import (
     TAG_FACTORY,
     TAG_SITE,
     classify_error,
-    glidein_spec,
     instance_name,
     instance_tags,
     status_from_tags,
@@ -149,7 +148,7 @@ class OpenStackProvider:
 
     async def submit(self, submission: Submission) -> list[SubmittedPilot]:
         out: list[SubmittedPilot] = []
-        glidein = await glidein_spec(self.config, self.pilot, self.glidein)
+        glidein = await glidein_for(self.config, self.pilot, self.glidein, submission.pilots)
         for index, request in enumerate(submission.pilots):
             try:
                 server_id = await asyncio.to_thread(self.create_server, submission, index, glidein)

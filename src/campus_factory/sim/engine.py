@@ -159,7 +159,7 @@ class Simulation:
     def pilot_joined(self, site: SimSite, job: FakeJob) -> None:
         started = site.started_at[job.job_id]
         end = started + max(60.0, site.config.walltime - site.config.batch.term_margin)
-        self.pool.join(job.pilot_id, site.site, job.job_id, end)
+        self.pool.join(job.pilot_id, site.site, job.job_id, end, site.sizes.get(job.job_id))
         self._stat(site, job).joined_at = self.clock()
 
     def pilot_ended(self, site: SimSite, job: FakeJob) -> None:
@@ -171,7 +171,8 @@ class Simulation:
     def _stat(self, site: SimSite, job: FakeJob) -> PilotStat:
         st = self.stats.get(job.pilot_id)
         if st is None:
-            st = self.stats[job.pilot_id] = PilotStat(job.pilot_id, site.site, site.config.slot.cpus, job.submitted_at)
+            cpus = site.sizes[job.job_id][0] if job.job_id in site.sizes else site.config.slot.cpus
+            st = self.stats[job.pilot_id] = PilotStat(job.pilot_id, site.site, cpus, job.submitted_at)
         return st
 
     # -- the run ------------------------------------------------------------------------------

@@ -232,12 +232,16 @@ class SimPool:
         return n
 
     # -- pilots -------------------------------------------------------------------------------
-    def join(self, pilot_id: str, site: str, job_id: str, end_at: float) -> SimPilot:
+    def join(
+        self, pilot_id: str, site: str, job_id: str, end_at: float, size: tuple[int, int, int, int] | None = None
+    ) -> SimPilot:
+        """A pilot's startd joins with ``size`` (cpus, memory MB, disk MB, GPUs; None: the site's slot)."""
         cfg = self.sites[site].slot
+        cpus, memory, disk, gpus = size if size is not None else (cfg.cpus, cfg.memory_mb, cfg.disk_mb, cfg.gpus)
         now = self.clock()
         retire = max(now, end_at - self.retire_margin_s)
-        p = SimPilot(pilot_id, site, job_id, cfg.cpus, cfg.memory_mb, cfg.disk_mb, cfg.gpus, now, retire)
-        p.free_cpus, p.free_memory_mb, p.free_disk_mb, p.free_gpus = cfg.cpus, cfg.memory_mb, cfg.disk_mb, cfg.gpus
+        p = SimPilot(pilot_id, site, job_id, cpus, memory, disk, gpus, now, retire)
+        p.free_cpus, p.free_memory_mb, p.free_disk_mb, p.free_gpus = cpus, memory, disk, gpus
         self.pilots[pilot_id] = p
         self.busy_core_s.setdefault(pilot_id, 0.0)
         self._free[site][pilot_id] = p

@@ -80,6 +80,8 @@ class SimSite(FakeProvider):
         self.peak_running = 0
         self.archive: dict[str, FakeJob] = {}
         self.started_at: dict[str, float] = {}
+        #: what each pilot asked for: (cpus, memory MB, disk MB, GPUs), by job id
+        self.sizes: dict[str, tuple[int, int, int, int]] = {}
         self._blocked: deque[str] = deque()
 
     # the simulation moves jobs through their states; observe only reports them
@@ -96,7 +98,9 @@ class SimSite(FakeProvider):
         out = await super().submit(submission)
         now = self.clock()
         self.pending += len(out)
+        asked = {r.pilot_id: (r.cpus, r.memory_mb, r.disk_mb, r.gpus) for r in submission.pilots}
         for sp in out:
+            self.sizes[sp.job_id] = asked[sp.pilot_id]
             self.events.schedule(now + self._wait(), functools.partial(self._ready, sp.job_id))
         return out
 

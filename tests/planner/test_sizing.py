@@ -1,0 +1,107 @@
+"""Pilots sized to demand (``[sites.slot] sizing = "fit"``): plain data in, a plan out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from campus_factory.config import SiteConfig
+from campus_factory.demand.base import JobGroup
+from campus_factory.planner import PilotView, SitePlan, SiteSpec, plan
+from campus_factory.planner.inputs import site_spec
+from campus_factory.planner.packing import fitted
+
+NOW = 1_000_000.0
+
+
+def S(name: str = "hpc", **kw: Any) -> SiteSpec:
+    base: dict[str, Any] = {
+        "cpus": 16,
+        "memory_mb": 64000,
+        "disk_mb": 160000,
+        "max_pilots": 100,
+        "max_queued": 100,
+        "max_submit_per_cycle": 100,
+        "sizing": "fit",
+    }
+    base.update(kw)
+    return SiteSpec(name, **base)
+
+
+def G(gid: str, n: int, **kw: Any) -> JobGroup:
+    base: dict[str, Any] = {"cpus": 1, "memory_mb": 2000, "disk_mb": 0}
+    base.update(kw)
+    return JobGroup(gid, n, **base)
+
+
+def test_a_fit_site_asks_for_one_job_sized_pilot_per_job() -> None:
+    p = plan([G("small", 5), G("big", 2, cpus=4, memory_mb=8000)], [S()], [], NOW)
+    sp = p.site("hpc")
+    assert sp.submit == 7
+    # largest jobs are placed first; disk is the slot's share of the cores (no disk requested)
+    assert sp.sizes == ((4, 8000, 40000, 0, 2), (1, 2000, 10000, 0, 5))
+    assert p.group("small").jobs_per_pilot == 1 and p.group("big").pilots == 2
+    assert any("pilots sized to their jobs: 2 x 4 core(s)/8000 MB, 5 x 1 core(s)/2000 MB" in r for r in sp.reasons)
+
+
+def test_a_fixed_site_packs_jobs_into_whole_slots_and_gives_no_sizes() -> None:
+    p = plan([G("small", 20)], [S(sizing="fixed")], [], NOW)
+    sp = p.site("hpc")
+    assert sp.submit == 2 and sp.sizes == ()
+    assert sp.pilot_sizes((16, 64000, 160000, 0)) == ((16, 64000, 160000, 0, 2),)
+
+
+def test_fitted_pilot_resources() -> None:
+    slot = (16, 64000, 160000, 1)
+    assert fitted(slot, (2, 0, 0, 0)) == (2, 8000, 20000, 0)  # memory and disk in proportion to cores
+    assert fitted(slot, (2, 3000, 500, 1)) == (2, 3000, 500, 1)  # what the job requests
+    assert fitted((16, 64000, -1, 0), (1, 2000, 0, 0)) == (1, 2000, -1, 0)  # unlimited disk stays so
+
+
+def test_queued_and_running_fit_pilots_count_with_their_own_size() -> None:
+    pilots = [
+        PilotView("q1", "hpc", "queued", NOW - 10, cpus=1, memory_mb=2000, disk_mb=10000, gpus=0),
+        PilotView(
+            "r1", "hpc", "running", NOW - 10, busy=False, free_cpus=1, free_memory_mb=2000, cpus=1, memory_mb=2000
+        ),
+    ]
+    p = plan([G("small", 5)], [S()], pilots, NOW)
+    # each existing pilot takes one job, not a whole 16-core slot's worth
+    assert p.site("hpc").submit == 3
+    assert p.group("small").placements[0].into_existing == 2
+    # at a fixed site, a queued pilot counts as a whole slot, whatever the ledger says it asked for
+    fixed = plan([G("small", 5)], [S(sizing="fixed")], pilots[:1], NOW)
+    assert fixed.site("hpc").submit == 0
+
+
+def test_floor_pilots_of_a_fit_site_are_whole_slots() -> None:
+    p = plan([G("small", 2)], [S(floor=4)], [], NOW)
+    sp = p.site("hpc")
+    assert sp.submit == 4
+    assert sp.sizes == ((1, 2000, 10000, 0, 2), (16, 64000, 160000, 0, 2))
+
+
+def test_pilot_sizes_follow_a_lowered_submit() -> None:
+    sp = SitePlan("hpc", 3, (), 3, 0, None, (), sizes=((4, 8000, 0, 0, 2), (1, 2000, 0, 0, 5)))
+    assert sp.pilot_sizes((16, 64000, 0, 0)) == ((4, 8000, 0, 0, 2), (1, 2000, 0, 0, 1))
+    more = SitePlan("hpc", 4, (), 4, 0, None, (), sizes=((1, 2000, 0, 0, 2),))
+    assert more.pilot_sizes((16, 64000, 0, 0)) == ((1, 2000, 0, 0, 2), (16, 64000, 0, 0, 2))
+
+
+def test_a_fit_site_does_not_learn_its_size_from_its_small_pilots() -> None:
+    slot = {"cpus": 16, "memory_mb": 64000, "sizing": "fit", "attributes": {"HasCVMFS": True}}
+    site = SiteConfig.model_validate({"name": "hpc", "provider": "fake", "slot": slot})
+    learned = {"Cpus": "1", "Memory": "2000", "HasCVMFS": "false"}
+    spec = site_spec(site, learned)
+    assert (spec.cpus, spec.memory_mb, spec.sizing) == (16, 64000, "fit")
+    assert spec.slot_ad is not None and spec.slot_ad.get("Cpus") == "16"
+    assert spec.slot_ad.get("HasCVMFS") == "false"  # other attributes are still learned
+    fixed = SiteConfig.model_validate({"name": "hpc", "provider": "fake", "slot": {**slot, "sizing": "fixed"}})
+    assert site_spec(fixed, learned).cpus == 1
+
+
+def test_sizing_is_validated() -> None:
+    with pytest.raises(ValidationError, match="sizing"):
+        SiteConfig.model_validate({"name": "hpc", "provider": "fake", "slot": {"sizing": "elastic"}})
