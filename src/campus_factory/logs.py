@@ -1,11 +1,12 @@
 """Structured logging: text or JSON lines, one line per decision, never a secret.
 
-:func:`configure_logging` installs one stderr handler on the root logger with a
-:class:`RedactingFilter` (on the handler, so records of every logger pass through it) and either
-the plain text format or :class:`JsonFormatter` (one JSON object per line; ``extra=`` fields
-become keys). :func:`log_plan` writes one line per site decision and per job-group decision.
+:func:`configure_logging` installs one stderr handler on the root logger whose
+:class:`RedactingFormatter` formats a redacted copy of every record (records of every logger pass
+through it; the record itself is left unchanged for other handlers) with either the plain text
+format or :class:`JsonFormatter` (one JSON object per line; ``extra=`` fields become keys).
+:func:`log_plan` writes one line per site decision and per job-group decision.
 
-The filter masks, in the message, its arguments and string extras: bearer tokens, ``token=``/
+The :class:`Redactor` masks, in the message, its arguments and string extras: bearer tokens, ``token=``/
 ``password=``-style pairs (also as JSON keys), JWTs (HTCondor IDTOKENs are JWTs), passwords in
 URLs (``postgresql://user:secret@host``), PEM private keys, and any literal secret it is given
 (e.g. the API token read at startup).
@@ -21,7 +22,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import IO, Any, Literal
 
-__all__ = ["MASK", "JsonFormatter", "RedactingFilter", "configure_logging", "log_plan", "redact"]
+__all__ = ["MASK", "JsonFormatter", "RedactingFormatter", "Redactor", "configure_logging", "log_plan", "redact"]
 
 MASK = "***"
 _KEYS = r"(?:api[_-]?key|api[_-]?token|access[_-]?key|secret[_-]?key|private[_-]?key|token|password|passwd|secret)"
@@ -50,34 +51,49 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     return text
 
 
-class RedactingFilter(logging.Filter):
-    """Masks secrets in a record's message, arguments and string ``extra`` fields (never drops it)."""
+class Redactor:
+    """Masks secrets in a *copy* of a record: its message, arguments, string ``extra`` fields and
+    exception text. The record itself is left alone, so other handlers see it unchanged."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        super().__init__()
         self.secrets = [s for s in secrets if s and len(s) >= 4]
 
     def add_secret(self, secret: str) -> None:
         if secret and len(secret) >= 4 and secret not in self.secrets:
             self.secrets.append(secret)
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    def redacted(self, record: logging.LogRecord) -> logging.LogRecord:
+        copy = logging.makeLogRecord(dict(record.__dict__))
         try:
             message = record.getMessage()
         except (TypeError, ValueError):
             message = str(record.msg)
-        record.msg, record.args = redact(message, self.secrets), None
-        for key, value in list(record.__dict__.items()):
+        copy.msg, copy.args = redact(message, self.secrets), None
+        for key, value in record.__dict__.items():
             if key in _STANDARD:
                 continue
             if isinstance(value, str):
-                setattr(record, key, redact(value, self.secrets))
+                setattr(copy, key, redact(value, self.secrets))
             elif isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
-                setattr(record, key, [redact(v, self.secrets) for v in value])
-        if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info), self.secrets)
-            record.exc_info = None
-        return True
+                setattr(copy, key, [redact(v, self.secrets) for v in value])
+        if record.exc_info and record.exc_info[1] is not None:
+            copy.exc_text = redact(logging.Formatter().formatException(record.exc_info), self.secrets)
+        elif record.exc_text:
+            copy.exc_text = redact(record.exc_text, self.secrets)
+        copy.exc_info = None
+        return copy
+
+
+class RedactingFormatter(logging.Formatter):
+    """Formats a redacted copy of each record with ``inner`` (text or :class:`JsonFormatter`)."""
+
+    def __init__(self, inner: logging.Formatter, redactor: Redactor) -> None:
+        super().__init__()
+        self.inner = inner
+        self.redactor = redactor
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.inner.format(self.redactor.redacted(record))
 
 
 class JsonFormatter(logging.Formatter):
@@ -110,12 +126,12 @@ def configure_logging(
     level: int = logging.INFO,
     secrets: Iterable[str] = (),
     stream: IO[str] | None = None,
-) -> RedactingFilter:
-    """Replace the root logger's handlers with one redacting handler; returns its filter."""
+) -> Redactor:
+    """Replace the root logger's handlers with one redacting handler; returns its redactor."""
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
-    redactor = RedactingFilter(secrets)
-    handler.addFilter(redactor)
+    redactor = Redactor(secrets)
+    inner = JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT)
+    handler.setFormatter(RedactingFormatter(inner, redactor))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

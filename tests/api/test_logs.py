@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from tests.api.conftest import last_plan
 
-from campus_factory.logs import MASK, JsonFormatter, RedactingFilter, configure_logging, log_plan, redact
+from campus_factory.logs import MASK, JsonFormatter, Redactor, configure_logging, log_plan, redact
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJwaWxvdCJ9.c2lnbmF0dXJlLWJ5dGVz"
 
@@ -40,7 +40,7 @@ def test_redact_keeps_ordinary_text() -> None:
 
 
 @pytest.fixture
-def captured() -> Iterator[tuple[logging.Logger, io.StringIO, RedactingFilter]]:
+def captured() -> Iterator[tuple[logging.Logger, io.StringIO, Redactor]]:
     stream = io.StringIO()
     root = logging.getLogger()
     saved = (root.handlers[:], root.level)
@@ -56,7 +56,7 @@ def lines(stream: io.StringIO) -> list[dict[str, object]]:
 
 
 def test_json_lines_with_extra_fields_and_no_secrets(
-    captured: tuple[logging.Logger, io.StringIO, RedactingFilter],
+    captured: tuple[logging.Logger, io.StringIO, Redactor],
 ) -> None:
     log, stream, redactor = captured
     log.info("minted %s for %s", JWT, "alpha", extra={"site": "alpha", "cmd": "password=x1y2z3"})
@@ -75,7 +75,7 @@ def test_json_lines_with_extra_fields_and_no_secrets(
     assert "x1y2z3" not in stream.getvalue() and "literal-api-token" not in stream.getvalue()
 
 
-def test_log_plan_one_line_per_decision(captured: tuple[logging.Logger, io.StringIO, RedactingFilter]) -> None:
+def test_log_plan_one_line_per_decision(captured: tuple[logging.Logger, io.StringIO, Redactor]) -> None:
     log, stream, _ = captured
     assert log_plan(log, last_plan().to_dict()) == 4
     records = lines(stream)
@@ -96,3 +96,27 @@ def test_text_format_is_redacted_too() -> None:
         root.handlers[:], root.level = saved[0], saved[1]
     assert stream.getvalue().rstrip().endswith(f"INFO x: token={MASK} ok")
     assert isinstance(JsonFormatter(), logging.Formatter)
+
+
+def test_other_handlers_see_the_record_unmasked(
+    captured: tuple[logging.Logger, io.StringIO, Redactor],
+) -> None:
+    """The redacting handler formats a copy: a handler after it (an operator's audit file, a
+    test's capture) still gets the record as logged, and the record itself is unchanged."""
+    log, stream, _ = captured
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    keep = Keep()
+    logging.getLogger().addHandler(keep)
+    try:
+        log.info("token=%s", "s3cr3t-value", extra={"cmd": "password=hunter22"})
+    finally:
+        logging.getLogger().removeHandler(keep)
+    (line,) = lines(stream)
+    assert line["msg"] == f"token={MASK}" and line["cmd"] == f"password={MASK}"
+    (record,) = seen
+    assert record.getMessage() == "token=s3cr3t-value" and record.__dict__["cmd"] == "password=hunter22"

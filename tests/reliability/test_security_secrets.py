@@ -29,7 +29,7 @@ from campus_factory.config import Config, parse_config
 from campus_factory.demand import JobGroup, StaticDemand
 from campus_factory.factory import CycleReport, Factory
 from campus_factory.ledger import Ledger
-from campus_factory.logs import JsonFormatter, RedactingFilter
+from campus_factory.logs import JsonFormatter, RedactingFormatter, Redactor
 from campus_factory.pilot.payload import GlideinBuilder
 from campus_factory.providers.slurm import SlurmProvider
 
@@ -62,14 +62,9 @@ def captured_logs() -> Iterator[tuple[io.StringIO, io.StringIO]]:
     plain = logging.StreamHandler(raw)
     plain.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
     masked = logging.StreamHandler(redacted)
-    masked.setFormatter(JsonFormatter())
-    masked.addFilter(RedactingFilter([API_TOKEN]))
+    masked.setFormatter(RedactingFormatter(JsonFormatter(), Redactor([API_TOKEN])))
     root = logging.getLogger()
     level = root.level
-    # handlers an earlier test installed (a redacting one masks records in place) are set aside
-    before = list(root.handlers)
-    for h in before:
-        root.removeHandler(h)
     root.setLevel(logging.DEBUG)
     root.addHandler(plain)
     root.addHandler(masked)
@@ -78,8 +73,6 @@ def captured_logs() -> Iterator[tuple[io.StringIO, io.StringIO]]:
     finally:
         root.removeHandler(plain)
         root.removeHandler(masked)
-        for h in before:
-            root.addHandler(h)
         root.setLevel(level)
 
 
