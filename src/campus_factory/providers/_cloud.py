@@ -14,7 +14,7 @@ Its name is the submission tag, with ``-p<index>`` appended in a submission of s
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from ..config import PilotOptions, SiteConfig
 from ..errors import (
@@ -26,7 +26,7 @@ from ..errors import (
 )
 from ..pilot.cloudinit import CloudPilot, render_user_data
 from ..pilot.glidein import GlideinSpec
-from .base import JobState, JobStatus, PilotRequest, Submission
+from .base import CancelResult, JobState, JobStatus, Observation, PilotRequest, Submission
 
 __all__ = [
     "TAG_FACTORY",
@@ -35,6 +35,7 @@ __all__ = [
     "TAG_PILOT",
     "TAG_SITE",
     "TAG_SUBMISSION",
+    "Deleted",
     "classify_error",
     "instance_name",
     "instance_tags",
@@ -138,3 +139,40 @@ def classify_error(site: str, what: str, code: str, message: str, status: int | 
     if what == "submit":
         return SubmitError(f"{site}: {text}", site=site)
     return ProviderError(f"{site}: {text}", site=site)
+
+
+class Deleted:
+    """Instances this process deleted (id -> whether gracefully), for clouds whose listing forgets
+    deleted instances at once (Nova, Libcloud drivers, Kubernetes): the next observe reports such
+    an instance ended (completed when it was asked to leave gracefully) instead of gone, once."""
+
+    def __init__(self, limit: int = 10000) -> None:
+        self.left: dict[str, bool] = {}
+        self.limit = limit
+
+    def graceful(self, job_id: str) -> bool | None:
+        return self.left.get(job_id)
+
+    def record(self, job_ids: Sequence[str], problems: Mapping[str, str], graceful: bool) -> list[CancelResult]:
+        """The results of one cancel call (``problems``: id -> error) after remembering the deleted."""
+        for j in job_ids:
+            if j not in problems:
+                self.left.setdefault(j, graceful)
+        while len(self.left) > self.limit:
+            self.left.pop(next(iter(self.left)))
+        return [CancelResult(j, j not in problems, problems.get(j, "")) for j in job_ids]
+
+    def observation(
+        self, job_ids: Sequence[str], found: Mapping[str, JobStatus], tag_prefix: str, native: str
+    ) -> Observation:
+        """Statuses of ``job_ids`` from the listing (``found``), deleted ones reported once."""
+        statuses = {}
+        for j in job_ids:
+            if j in found:
+                statuses[j] = found[j]
+            elif j in self.left:  # reported once: the ledger records the end and asks no more
+                state = JobState.COMPLETED if self.left.pop(j) else JobState.CANCELLED
+                statuses[j] = status_from_tags(j, state, native, {}, "deleted by the factory")
+            else:
+                statuses[j] = status_from_tags(j, JobState.GONE, "", {}, "not listed")
+        return Observation(statuses=statuses, tagged=[s for s in found.values() if s.tag.startswith(tag_prefix)])

@@ -32,7 +32,7 @@ from urllib3.exceptions import HTTPError
 
 from ..config import PilotOptions, SiteConfig
 from ..errors import NotSupportedError, ProviderError, UnsafeValueError
-from ._cloud import TAG_FACTORY, TAG_SITE, classify_error, instance_name, instance_tags, status_from_tags
+from ._cloud import TAG_FACTORY, TAG_SITE, Deleted, classify_error, instance_name, instance_tags, status_from_tags
 from .base import CancelResult, JobState, Observation, Submission, SubmittedPilot, translate_state
 
 __all__ = ["POD_PHASES", "KubernetesProvider", "pod_manifest", "pod_name"]
@@ -45,7 +45,6 @@ POD_PHASES: Mapping[str, JobState] = {
     "UNKNOWN": JobState.UNKNOWN,
 }
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$")
-_REMEMBER = 10000
 
 
 def pod_name(submission: Submission, index: int) -> str:
@@ -108,7 +107,7 @@ class KubernetesProvider:
         self.factory = factory_name
         self.namespace = site.cloud.namespace
         self._api: Any = None
-        self._left: dict[str, bool] = {}
+        self._deleted = Deleted()  # what this process deleted: the listing forgets it
 
     def api(self) -> Any:
         """The CoreV1 API: kubeconfig file, else in-cluster config; endpoint_url overrides the host
@@ -174,7 +173,7 @@ class KubernetesProvider:
         elif state is JobState.FAILED and reason in ("Evicted", "Preempting", "Shutdown", "NodeShutdown"):
             state = JobState.CANCELLED
         if pod.metadata.deletion_timestamp is not None and not state.finished:
-            graceful = self._left.get(str(pod.metadata.name), False)
+            graceful = self._deleted.graceful(str(pod.metadata.name)) or False
             state, reason = (JobState.COMPLETED if graceful else JobState.CANCELLED), reason or "being deleted"
         return state, f"{phase} ({reason})" if reason else phase, reason
 
@@ -193,16 +192,7 @@ class KubernetesProvider:
                 reap.append(name)
         if reap:
             await self.cancel(reap, graceful=True)
-        statuses = {}
-        for j in job_ids:
-            if j in found:
-                statuses[j] = found[j]
-            elif j in self._left:
-                state = JobState.COMPLETED if self._left.pop(j) else JobState.CANCELLED
-                statuses[j] = status_from_tags(j, state, "Deleted", {}, "deleted by the factory")
-            else:
-                statuses[j] = status_from_tags(j, JobState.GONE, "", {}, "not listed")
-        return Observation(statuses=statuses, tagged=[s for s in found.values() if s.tag.startswith(tag_prefix)])
+        return self._deleted.observation(job_ids, found, tag_prefix, "Deleted")
 
     # -- cancel ----------------------------------------------------------------------------
     def _delete(self, names: Sequence[str], graceful: bool) -> dict[str, str]:
@@ -221,9 +211,4 @@ class KubernetesProvider:
 
     async def cancel(self, job_ids: Sequence[str], *, graceful: bool = True) -> list[CancelResult]:
         problems = await asyncio.to_thread(self._delete, list(job_ids), graceful)
-        for j in job_ids:
-            if j not in problems:
-                self._left.setdefault(j, graceful)
-        while len(self._left) > _REMEMBER:
-            self._left.pop(next(iter(self._left)))
-        return [CancelResult(j, j not in problems, problems.get(j, "")) for j in job_ids]
+        return self._deleted.record(job_ids, problems, graceful)

@@ -37,6 +37,7 @@ from ..pilot.payload import GlideinBuilder, glidein_for
 from ._cloud import (
     TAG_FACTORY,
     TAG_SITE,
+    Deleted,
     classify_error,
     instance_name,
     instance_tags,
@@ -65,7 +66,6 @@ LIBCLOUD_STATES: Mapping[str, JobState] = {
     "UNKNOWN": JobState.UNKNOWN,
 }
 _REAP = {"STOPPED", "SUSPENDED", "PAUSED", "ERROR"}
-_REMEMBER = 10000
 
 
 def _tags(node: Node) -> dict[str, str]:
@@ -94,7 +94,7 @@ class LibcloudProvider:
         self.image: str = cloud.image
         self.size: str = cloud.instance_type
         self._driver: Any = None
-        self._left: dict[str, bool] = {}
+        self._deleted = Deleted()  # what this process deleted: the listing forgets it
 
     def driver(self) -> Any:
         """The libcloud driver, made on first use (credentials from the environment)."""
@@ -180,23 +180,14 @@ class LibcloudProvider:
         for node in nodes:
             native = str(node.state).upper()
             state = translate_state(native, LIBCLOUD_STATES, "libcloud")
-            if native == "TERMINATED" and self._left.get(str(node.id)):
+            if native == "TERMINATED" and self._deleted.graceful(str(node.id)):
                 state = JobState.COMPLETED
             found[str(node.id)] = status_from_tags(str(node.id), state, native, _tags(node))
             if native in _REAP:
                 reap.append(str(node.id))
         if reap:
             await self.cancel(reap, graceful=True)
-        statuses = {}
-        for j in job_ids:
-            if j in found:
-                statuses[j] = found[j]
-            elif j in self._left:
-                state = JobState.COMPLETED if self._left.pop(j) else JobState.CANCELLED
-                statuses[j] = status_from_tags(j, state, "DESTROYED", {}, "destroyed by the factory")
-            else:
-                statuses[j] = status_from_tags(j, JobState.GONE, "", {}, "not listed")
-        return Observation(statuses=statuses, tagged=[s for s in found.values() if s.tag.startswith(tag_prefix)])
+        return self._deleted.observation(job_ids, found, tag_prefix, "DESTROYED")
 
     # -- cancel ----------------------------------------------------------------------------
     def _destroy(self, ids: Sequence[str]) -> dict[str, str]:
@@ -213,9 +204,4 @@ class LibcloudProvider:
 
     async def cancel(self, job_ids: Sequence[str], *, graceful: bool = True) -> list[CancelResult]:
         problems = await asyncio.to_thread(self._destroy, list(job_ids))
-        for j in job_ids:
-            if j not in problems:
-                self._left.setdefault(j, graceful)
-        while len(self._left) > _REMEMBER:
-            self._left.pop(next(iter(self._left)))
-        return [CancelResult(j, j not in problems, problems.get(j, "")) for j in job_ids]
+        return self._deleted.record(job_ids, problems, graceful)

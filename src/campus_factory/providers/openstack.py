@@ -38,6 +38,7 @@ from ..pilot.payload import GlideinBuilder, glidein_for
 from ._cloud import (
     TAG_FACTORY,
     TAG_SITE,
+    Deleted,
     classify_error,
     instance_name,
     instance_tags,
@@ -72,7 +73,6 @@ NOVA_STATES: Mapping[str, JobState] = {
     "UNKNOWN": JobState.UNKNOWN,
 }
 _REAP = {"SHUTOFF", "STOPPED", "ERROR", "SUSPENDED", "PAUSED", "SHELVED", "SHELVED_OFFLOADED"}
-_REMEMBER = 10000  # deleted servers remembered until observed once
 _ERRORS: tuple[type[Exception], ...] = (os_exceptions.SDKException, ks_exceptions.ClientException)
 
 
@@ -93,7 +93,7 @@ class OpenStackProvider:
         self.glidein = glidein
         self._conn: Any = None
         self._flavor: str | None = None
-        self._left: dict[str, bool] = {}  # servers this process deleted: id -> graceful
+        self._deleted = Deleted()  # what this process deleted: the listing forgets it
 
     # -- the connection --------------------------------------------------------------------
     def connection(self) -> Any:
@@ -187,17 +187,7 @@ class OpenStackProvider:
                 reap.append(str(s.id))
         if reap:  # a finished server still holds quota
             await self.cancel(reap, graceful=True)
-        statuses = {}
-        for j in job_ids:
-            if j in found:
-                statuses[j] = found[j]
-            elif j in self._left:  # reported once: the ledger records the end and asks no more
-                state = JobState.COMPLETED if self._left.pop(j) else JobState.CANCELLED
-                statuses[j] = status_from_tags(j, state, "DELETED", {}, "deleted by the factory")
-            else:
-                statuses[j] = status_from_tags(j, JobState.GONE, "", {}, "not listed")
-        tagged = [s for s in found.values() if s.tag.startswith(tag_prefix)]
-        return Observation(statuses=statuses, tagged=tagged)
+        return self._deleted.observation(job_ids, found, tag_prefix, "DELETED")
 
     # -- cancel ----------------------------------------------------------------------------
     def _delete(self, ids: Sequence[str]) -> dict[str, str]:
@@ -212,9 +202,4 @@ class OpenStackProvider:
 
     async def cancel(self, job_ids: Sequence[str], *, graceful: bool = True) -> list[CancelResult]:
         problems = await asyncio.to_thread(self._delete, list(job_ids))
-        for j in job_ids:
-            if j not in problems:
-                self._left.setdefault(j, graceful)
-        while len(self._left) > _REMEMBER:
-            self._left.pop(next(iter(self._left)))
-        return [CancelResult(j, j not in problems, problems.get(j, "")) for j in job_ids]
+        return self._deleted.record(job_ids, problems, graceful)
