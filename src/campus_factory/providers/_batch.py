@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 from ..config import PilotOptions, SiteConfig
-from ..errors import CommandError, ProviderError, SubmitError, UnsafeValueError
+from ..errors import CommandError, ConfigError, ProviderError, SubmitError, UnsafeValueError
 from ..pilot.payload import GlideinBuilder, glidein_for
 from ..pilot.script import PilotScript, render_batch_script
 from ..transport.executor import CommandResult, Executor
@@ -45,6 +45,11 @@ class BatchProvider(ABC):
     #: (Slurm: sacct, then sacct -c). True: each command looks up some of the jobs (qacct -j and
     #: tracejob take one job each): all are run and their findings merged; a timeout stops them.
     accounting_merge: ClassVar[bool] = False
+    #: False: the scheduler has no QOS, and a configured ``batch.qos`` is refused
+    has_qos: ClassVar[bool] = True
+    #: False: the array variable is not a number outside arrays (SGE: "undefined", LSF: 0 with
+    #: base 1); one-pilot submissions then read a variable nobody sets and take their only id
+    index_outside_arrays: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -61,6 +66,10 @@ class BatchProvider(ABC):
         self.factory_name = factory_name
         self.glidein = glidein
         self._work_dir_ready = False
+        if site.batch.qos and not self.has_qos:
+            raise ConfigError(
+                f"sites[{site.name}].batch.qos: {self.backend.upper()} has no QOS; use partition (the queue)"
+            )
 
     # -- declarations ---------------------------------------------------------------------
     @abstractmethod
@@ -102,9 +111,9 @@ class BatchProvider(ABC):
         return None
 
     def index_var(self, submission: Submission) -> str:
-        """The variable the script reads its array index from. Schedulers that set the array
-        variable to a non-number outside arrays (SGE: "undefined", LSF: 0 with base 1) return
-        a variable nobody sets for one-pilot submissions, whose script then takes its only id."""
+        """The variable the script reads its array index from (see ``index_outside_arrays``)."""
+        if len(submission.pilots) == 1 and not self.index_outside_arrays:
+            return "CAMPUS_FACTORY_NO_ARRAY"
         return self.array_index_var
 
     def queue_empty(self, result: CommandResult) -> bool:

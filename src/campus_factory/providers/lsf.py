@@ -22,10 +22,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from ..config import PilotOptions, SiteConfig
-from ..errors import ConfigError
-from ..pilot.payload import GlideinBuilder
-from ..transport.executor import CommandResult, Executor
+from ..transport.executor import CommandResult
 from ._batch import BatchProvider
 from .base import JobState, JobStatus, Submission, translate_state
 
@@ -116,22 +113,8 @@ class LsfProvider(BatchProvider):
     array_base = 1
     state_table: ClassVar[Mapping[str, JobState]] = LSF_STATES
     accounting_merge = True
-
-    def __init__(
-        self,
-        site: SiteConfig,
-        pilot: PilotOptions,
-        executor: Executor,
-        factory_name: str,
-        glidein: GlideinBuilder | None = None,
-    ) -> None:
-        super().__init__(site, pilot, executor, factory_name, glidein)
-        if site.batch.qos:
-            raise ConfigError(f"sites[{site.name}].batch.qos: LSF has no QOS; use partition (the queue)")
-
-    def index_var(self, submission: Submission) -> str:
-        # outside arrays the scheduler sets it to 0 (arrays count from 1)
-        return self.array_index_var if len(submission.pilots) > 1 else "CAMPUS_FACTORY_NO_ARRAY"
+    has_qos = False
+    index_outside_arrays = False
 
     def directives(self, submission: Submission) -> list[str]:
         batch = self.config.batch

@@ -27,7 +27,6 @@ from dataclasses import replace
 from typing import Any, ClassVar
 
 from ..config import PilotOptions, SiteConfig
-from ..errors import ConfigError
 from ..pilot.payload import GlideinBuilder
 from ..transport.executor import CommandResult, Executor
 from ._batch import BatchProvider
@@ -210,20 +209,9 @@ class PbsProvider(BatchProvider):
     array_base = 0
     state_table: ClassVar[Mapping[str, JobState]] = PBS_STATES
     accounting_merge = True
+    has_qos = False
     #: how arrays are asked for ("" when the dialect has none the factory can observe)
     array_option: ClassVar[str] = "-J"
-
-    def __init__(
-        self,
-        site: SiteConfig,
-        pilot: PilotOptions,
-        executor: Executor,
-        factory_name: str,
-        glidein: GlideinBuilder | None = None,
-    ) -> None:
-        super().__init__(site, pilot, executor, factory_name, glidein)
-        if site.batch.qos:
-            raise ConfigError(f"sites[{site.name}].batch.qos: PBS has no QOS; use partition (the queue)")
 
     # -- submit ---------------------------------------------------------------------------
     def resources(self, submission: Submission) -> list[str]:

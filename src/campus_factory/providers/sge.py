@@ -152,6 +152,8 @@ class SgeProvider(BatchProvider):
     array_base = 1
     state_table: ClassVar[Mapping[str, JobState]] = SGE_STATES
     accounting_merge = True
+    has_qos = False
+    index_outside_arrays = False
 
     def __init__(
         self,
@@ -162,17 +164,11 @@ class SgeProvider(BatchProvider):
         glidein: GlideinBuilder | None = None,
     ) -> None:
         super().__init__(site, pilot, executor, factory_name, glidein)
-        if site.batch.qos:
-            raise ConfigError(f"sites[{site.name}].batch.qos: SGE has no QOS; use partition (the queue)")
         if site.slot.gpus:
             raise ConfigError(
                 f"sites[{site.name}].slot.gpus: SGE has no standard GPU request; "
                 "set gpus = 0 and name the site's complex in batch.extra_directives"
             )
-
-    def index_var(self, submission: Submission) -> str:
-        # outside arrays the scheduler sets it to "undefined"
-        return self.array_index_var if len(submission.pilots) > 1 else "CAMPUS_FACTORY_NO_ARRAY"
 
     def directives(self, submission: Submission) -> list[str]:
         batch = self.config.batch
