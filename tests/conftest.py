@@ -197,7 +197,8 @@ class CondorPool:
         return self.run(*args).strip()
 
 
-POOL_CONFIG = """
+#: a personal pool on 127.0.0.1 run as root (lab notes: CONDOR_IDS, loopback, no shared port)
+BASE_POOL_CONFIG = """
 RELEASE_DIR = {prefix}
 LOCAL_DIR = {local}
 LOG = $(LOCAL_DIR)/log
@@ -212,7 +213,7 @@ COLLECTOR_HOST = 127.0.0.1:{port}
 NETWORK_INTERFACE = 127.0.0.1
 USE_SHARED_PORT = False
 CONDOR_IDS = 0.0
-DAEMON_LIST = MASTER COLLECTOR NEGOTIATOR SCHEDD
+DAEMON_LIST = {daemons}
 TRUST_DOMAIN = localhost
 UID_DOMAIN = localhost
 SEC_DEFAULT_AUTHENTICATION_METHODS = FS, IDTOKENS
@@ -227,66 +228,59 @@ NEGOTIATOR_CYCLE_DELAY = 1
 NEGOTIATOR_MIN_INTERVAL = 1
 SCHEDD_INTERVAL = 2
 SCHEDD_MIN_INTERVAL = 1
-CLASSAD_LIFETIME = 60
 BASE_CGROUP =
 USE_PID_NAMESPACES = False
 """
 
 
-@pytest.fixture(scope="session")
-def condor_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CondorPool]:
-    """A personal pool (collector, negotiator, schedd; no startd: pilots are the startds)."""
+@contextlib.contextmanager
+def personal_pool(
+    label: str, daemons: str, extra_config: str = "", wait_for: tuple[str, ...] = ("-schedd",)
+) -> Iterator[tuple[Path, int, dict[str, str]]]:
+    """Start a personal pool under /tmp (mode 755: jobs run as `nobody`); yields (base dir, collector
+    port, client environment) once ``condor_status`` lists every daemon kind in ``wait_for``."""
     prefix = condor_prefix()
     if prefix is None:
         pytest.skip("no HTCondor binaries (condor_master on PATH, $CAMPUS_FACTORY_CONDOR_PREFIX or /opt/condor)")
     if os.geteuid() != 0:
-        service_unavailable("HTCondor personal pool", "the tests start it as root")
+        service_unavailable(label, "the tests start it as root")
     # not under pytest's tmp dir: that is mode 700, and jobs are submitted as `nobody`
     base = Path(tempfile.mkdtemp(prefix="cf-condor-", dir="/tmp"))
     base.chmod(0o755)
     local = base / "local"
     for d in ("log", "spool", "execute", "lock", "run", "passwords.d", "tokens.d"):
         (local / d).mkdir(parents=True, exist_ok=True)
-    submit_dir = base / "submit"
-    submit_dir.mkdir()
-    submit_dir.chmod(0o1777)
     port = free_port_range(1)
     config_file = base / "condor_config"
-    # the pool side as campus-factory generates it: pilot security (strict: pilots are the only
-    # startds here), offline-ad rank, and the routes' job transforms
-    from campus_factory.config import Config
-    from campus_factory.pilot.poolconfig import central_manager_config, schedd_config
-
-    generated = central_manager_config(Config(), strict=True) + schedd_config(Config())
-    config_file.write_text(POOL_CONFIG.format(prefix=prefix, local=local, port=port) + generated)
-    pool = CondorPool(prefix, local, config_file, f"127.0.0.1:{port}", submit_dir)
-    extra = os.environ.get("CF_TEST_POOL_EXTRA_CONFIG")
-    if extra:
-        with config_file.open("a") as fh:
-            fh.write(Path(extra).read_text())
+    config_file.write_text(
+        BASE_POOL_CONFIG.format(prefix=prefix, local=local, port=port, daemons=daemons) + extra_config
+    )
+    env = {"CONDOR_CONFIG": str(config_file), "PATH": f"{prefix}/bin:{prefix}/sbin:{os.environ.get('PATH', '')}"}
     master = subprocess.Popen(
         [str(prefix / "sbin" / "condor_master"), "-f"],
-        env={**os.environ, **pool.env},
+        env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+
+    def listed(kind: str) -> bool:
+        out = subprocess.run(
+            ["condor_status", kind, "-af", "Name"],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        return out.returncode == 0 and bool(out.stdout.strip())
+
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            out = subprocess.run(
-                ["condor_status", "-schedd", "-af", "Name"],
-                env={**os.environ, **pool.env},
-                capture_output=True,
-                text=True,
-                timeout=20,
-            )
-            if out.returncode == 0 and out.stdout.strip():
-                break
+        while not all(listed(k) for k in wait_for):
+            if time.monotonic() > deadline:
+                service_unavailable(label, (local / "log" / "MasterLog").read_text()[-3000:])
             time.sleep(0.5)
-        else:
-            service_unavailable("HTCondor personal pool", (local / "log" / "MasterLog").read_text()[-3000:])
-        yield pool
+        yield base, port, env
     finally:
         master.terminate()  # SIGTERM: the master shuts its daemons down
         try:
@@ -296,3 +290,24 @@ def condor_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CondorPool
             master.wait()
         kill_by_env("CONDOR_CONFIG", str(config_file))
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def condor_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CondorPool]:
+    """A personal pool (collector, negotiator, schedd; no startd: pilots are the startds)."""
+    # the pool side as campus-factory generates it: pilot security (strict: pilots are the only
+    # startds here), offline-ad rank, and the routes' job transforms
+    from campus_factory.config import Config
+    from campus_factory.pilot.poolconfig import central_manager_config, schedd_config
+
+    generated = "CLASSAD_LIFETIME = 60\n" + central_manager_config(Config(), strict=True) + schedd_config(Config())
+    extra = os.environ.get("CF_TEST_POOL_EXTRA_CONFIG")
+    if extra:
+        generated += Path(extra).read_text()
+    with personal_pool("HTCondor personal pool", "MASTER COLLECTOR NEGOTIATOR SCHEDD", generated) as (base, port, env):
+        submit_dir = base / "submit"
+        submit_dir.mkdir()
+        submit_dir.chmod(0o1777)
+        prefix = condor_prefix()
+        assert prefix is not None
+        yield CondorPool(prefix, base / "local", Path(env["CONDOR_CONFIG"]), f"127.0.0.1:{port}", submit_dir)

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -122,40 +120,10 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
 
 
 # -- a remote HTCondor pool (with a startd) for the htcondor provider --------------------------
-REMOTE_POOL_CONFIG = """
-RELEASE_DIR = {prefix}
-LOCAL_DIR = {local}
-LOG = $(LOCAL_DIR)/log
-SPOOL = $(LOCAL_DIR)/spool
-EXECUTE = $(LOCAL_DIR)/execute
-LOCK = $(LOCAL_DIR)/lock
-RUN = $(LOCAL_DIR)/run
-SEC_PASSWORD_DIRECTORY = $(LOCAL_DIR)/passwords.d
-SEC_TOKEN_SYSTEM_DIRECTORY = $(LOCAL_DIR)/tokens.d
-CONDOR_HOST = 127.0.0.1
-COLLECTOR_HOST = 127.0.0.1:{port}
-NETWORK_INTERFACE = 127.0.0.1
-USE_SHARED_PORT = False
-CONDOR_IDS = 0.0
-DAEMON_LIST = MASTER COLLECTOR NEGOTIATOR SCHEDD STARTD
-TRUST_DOMAIN = localhost
-UID_DOMAIN = localhost
+#: on top of the personal pool's base configuration: a named schedd and a startd that runs anything
+REMOTE_POOL_EXTRA = """
 SCHEDD_NAME = remote-schedd
-SEC_DEFAULT_AUTHENTICATION_METHODS = FS, IDTOKENS
-SEC_CLIENT_AUTHENTICATION_METHODS = FS, IDTOKENS
-ALLOW_READ = *
-ALLOW_WRITE = *@localhost
-ALLOW_DAEMON = root@localhost, condor@family
-ALLOW_NEGOTIATOR = root@localhost, condor@family
-ALLOW_ADMINISTRATOR = root@localhost
-NEGOTIATOR_INTERVAL = 2
-NEGOTIATOR_CYCLE_DELAY = 1
-NEGOTIATOR_MIN_INTERVAL = 1
-SCHEDD_INTERVAL = 2
-SCHEDD_MIN_INTERVAL = 1
 UPDATE_INTERVAL = 2
-BASE_CGROUP =
-USE_PID_NAMESPACES = False
 NUM_CPUS = 4
 START = True
 SUSPEND = False
@@ -177,43 +145,10 @@ class RemotePool:
 
 @pytest.fixture(scope="session")
 def remote_pool() -> Iterator[RemotePool]:
-    from tests.conftest import condor_prefix, service_unavailable
+    from tests.conftest import personal_pool
 
-    prefix = condor_prefix()
-    if prefix is None:
-        pytest.skip("no HTCondor binaries (condor_master on PATH, $CAMPUS_FACTORY_CONDOR_PREFIX or /opt/condor)")
-    if os.geteuid() != 0:
-        service_unavailable("remote HTCondor pool", "the tests start it as root")
-    base = Path(tempfile.mkdtemp(prefix="cf-rpool-", dir="/tmp"))
-    base.chmod(0o755)
-    local = base / "local"
-    for d in ("log", "spool", "execute", "lock", "run", "passwords.d", "tokens.d"):
-        (local / d).mkdir(parents=True, exist_ok=True)
-    port = free_port_range(1)
-    (base / "condor_config").write_text(REMOTE_POOL_CONFIG.format(prefix=prefix, local=local, port=port))
-    env = {"CONDOR_CONFIG": str(base / "condor_config"), "PATH": f"{prefix}/bin:{prefix}/sbin:{os.environ['PATH']}"}
-    master = subprocess.Popen(
-        [str(prefix / "sbin" / "condor_master"), "-f"],
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-    def status(*args: str) -> str:
-        out = subprocess.run(
-            ["condor_status", *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=20
-        )
-        return out.stdout if out.returncode == 0 else ""
-
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if status("-schedd", "-af", "Name").strip() and status("-startd", "-af", "Name").strip():
-                break
-            time.sleep(0.5)
-        else:
-            service_unavailable("remote HTCondor pool", (local / "log" / "MasterLog").read_text()[-3000:])
+    daemons = "MASTER COLLECTOR NEGOTIATOR SCHEDD STARTD"
+    with personal_pool("remote HTCondor pool", daemons, REMOTE_POOL_EXTRA, ("-schedd", "-startd")) as (base, port, env):
         token_dir = base / "client-tokens"
         token_dir.mkdir(mode=0o700)
         token = subprocess.run(
@@ -227,15 +162,6 @@ def remote_pool() -> Iterator[RemotePool]:
         (token_dir / "nobody").write_text(token + "\n")
         (token_dir / "nobody").chmod(0o600)
         yield RemotePool(f"127.0.0.1:{port}", "remote-schedd", token_dir, env)
-    finally:
-        master.terminate()  # the master stops the daemons it started (each in a session of its own)
-        try:
-            master.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(master.pid, signal.SIGKILL)
-            master.wait()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
