@@ -11,9 +11,10 @@ from ..planner.inputs import slot_policy
 from ..planner.slotad import start_expression
 from ..transport.executor import Executor
 from .glidein import GlideinSpec
+from .script import PilotScript, render_batch_script
 from .tokens import mint_pilot_token
 
-__all__ = ["CLOUD_PROVIDERS", "GlideinBuilder", "glidein_for"]
+__all__ = ["CLOUD_PROVIDERS", "GlideinBuilder", "glidein_for", "submission_script"]
 
 
 class PilotRequestLike(Protocol):
@@ -89,3 +90,42 @@ async def glidein_for(
     first = pilots[0] if pilots else None
     size = (first.cpus, first.memory_mb, first.gpus) if first is not None else None
     return await builder.spec(site, summary_dir, size)
+
+
+async def submission_script(
+    site: SiteConfig,
+    pilot: PilotOptions,
+    builder: GlideinBuilder | None,
+    factory_name: str,
+    submission_id: str,
+    pilots: Sequence[PilotRequestLike],
+    pilot_ids: Sequence[str],
+    *,
+    index_var: str,
+    array_base: int = 0,
+    directive_prefix: str = "#",
+    directives: Sequence[str] = (),
+    summary_dir: str = "",
+) -> tuple[str, str | None]:
+    """The script of one submission's pilots (a batch job array, a local process, a job in
+    another pool): the payload, the pilots' ids, who started them; the glidein when asked for.
+    Returns the script and the glidein's token (None without one), for masking in errors."""
+    spec = await glidein_for(site, pilot, builder, pilots, summary_dir)
+    script = render_batch_script(
+        PilotScript(
+            directive_prefix=directive_prefix,
+            directives=directives,
+            pilot_ids=pilot_ids,
+            payload=pilot.payload,
+            command=pilot.command,
+            environment={
+                "CAMPUS_FACTORY_SITE": site.name,
+                "CAMPUS_FACTORY_NAME": factory_name,
+                "CAMPUS_FACTORY_SUBMISSION": submission_id,
+            },
+            array_index_var=index_var,
+            array_base=array_base,
+            glidein=spec,
+        )
+    )
+    return script, spec.token if spec is not None else None

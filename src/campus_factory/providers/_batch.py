@@ -17,8 +17,7 @@ from typing import ClassVar
 
 from ..config import PilotOptions, SiteConfig
 from ..errors import CommandError, ConfigError, ProviderError, SubmitError, UnsafeValueError
-from ..pilot.payload import GlideinBuilder, glidein_for
-from ..pilot.script import PilotScript, render_batch_script
+from ..pilot.payload import GlideinBuilder, submission_script
 from ..transport.executor import CommandResult, Executor
 from .base import CancelResult, JobState, JobStatus, Observation, Submission, SubmittedPilot
 
@@ -155,23 +154,19 @@ class BatchProvider(ABC):
     async def submit(self, submission: Submission) -> list[SubmittedPilot]:
         if not submission.pilots:
             return []
-        spec = await glidein_for(self.config, self.pilot, self.glidein, submission.pilots, self.config.batch.work_dir)
-        script = render_batch_script(
-            PilotScript(
-                directive_prefix=self.directive_prefix,
-                directives=self.directives(submission),
-                pilot_ids=[p.pilot_id for p in submission.pilots],
-                payload=self.pilot.payload,
-                command=self.pilot.command,
-                environment={
-                    "CAMPUS_FACTORY_SITE": self.site,
-                    "CAMPUS_FACTORY_NAME": self.factory_name,
-                    "CAMPUS_FACTORY_SUBMISSION": submission.submission_id,
-                },
-                array_index_var=self.index_var(submission),
-                array_base=self.array_base,
-                glidein=spec,
-            )
+        script, token = await submission_script(
+            self.config,
+            self.pilot,
+            self.glidein,
+            self.factory_name,
+            submission.submission_id,
+            submission.pilots,
+            [p.pilot_id for p in submission.pilots],
+            index_var=self.index_var(submission),
+            array_base=self.array_base,
+            directive_prefix=self.directive_prefix,
+            directives=self.directives(submission),
+            summary_dir=self.config.batch.work_dir,
         )
         try:
             if not self._work_dir_ready:
@@ -187,8 +182,8 @@ class BatchProvider(ABC):
             result.check(site=self.site, message=f"{self.backend} submission failed")
         except CommandError as exc:
             msg = f"{self.site}: {exc}"
-            if spec is not None:  # a chatty scheduler may echo the script, with its token, on stderr
-                msg = msg.replace(spec.token, "***")
+            if token is not None:  # a chatty scheduler may echo the script, with its token, on stderr
+                msg = msg.replace(token, "***")
             raise SubmitError(msg, site=self.site) from exc
         try:
             ids = self.parse_submit(result.stdout, submission)

@@ -25,8 +25,8 @@ from typing import Any, TypeVar
 
 from ..config import PilotOptions, SiteConfig
 from ..errors import ConfigError, ProviderError, SubmitError, UnsafeValueError
-from ..pilot.payload import GlideinBuilder, glidein_for
-from ..pilot.script import PilotScript, check_directive, render_batch_script
+from ..pilot.payload import GlideinBuilder, submission_script
+from ..pilot.script import check_directive
 from .base import CancelResult, JobState, JobStatus, Observation, Submission, SubmittedPilot, translate_state
 
 __all__ = ["HTCONDOR_STATES", "HTCondorRemoteProvider", "job_status", "submit_description"]
@@ -183,23 +183,15 @@ class HTCondorRemoteProvider:
             return []
         import htcondor2
 
-        spec = await glidein_for(self.config, self.pilot, self.glidein, submission.pilots)
-        script = render_batch_script(
-            PilotScript(
-                directive_prefix="#",
-                directives=[],
-                pilot_ids=[p.pilot_id for p in submission.pilots],
-                payload=self.pilot.payload,
-                command=self.pilot.command,
-                environment={
-                    "CAMPUS_FACTORY_SITE": self.site,
-                    "CAMPUS_FACTORY_NAME": self.factory_name,
-                    "CAMPUS_FACTORY_SUBMISSION": submission.submission_id,
-                },
-                array_index_var=INDEX_VAR,
-                array_base=0,
-                glidein=spec,
-            )
+        script, _ = await submission_script(
+            self.config,
+            self.pilot,
+            self.glidein,
+            self.factory_name,
+            submission.submission_id,
+            submission.pilots,
+            [p.pilot_id for p in submission.pilots],
+            index_var=INDEX_VAR,
         )
         count = len(submission.pilots)
         with tempfile.TemporaryDirectory(prefix="cf-htcondor-") as tmp:

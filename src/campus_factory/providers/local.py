@@ -21,8 +21,7 @@ from typing import Any
 
 from ..config import PilotOptions, SiteConfig
 from ..errors import SubmitError
-from ..pilot.payload import GlideinBuilder, glidein_for
-from ..pilot.script import PilotScript, render_batch_script
+from ..pilot.payload import GlideinBuilder, submission_script
 from .base import CancelResult, JobState, JobStatus, Observation, Submission, SubmittedPilot
 
 __all__ = ["LocalProvider"]
@@ -76,22 +75,16 @@ class LocalProvider:
             return None
 
     async def submit(self, submission: Submission) -> list[SubmittedPilot]:
-        spec = await glidein_for(self.config, self.pilot, self.glidein, submission.pilots, str(self.work_dir))
-        script = render_batch_script(
-            PilotScript(
-                directive_prefix="#",
-                directives=[],
-                pilot_ids=[p.pilot_id for p in submission.pilots],
-                payload=self.pilot.payload,
-                command=self.pilot.command,
-                environment={
-                    "CAMPUS_FACTORY_SITE": self.site,
-                    "CAMPUS_FACTORY_NAME": self.factory_name,
-                    "CAMPUS_FACTORY_SUBMISSION": submission.submission_id,
-                },
-                array_index_var="CF_LOCAL_INDEX",
-                glidein=spec,
-            )
+        script, _ = await submission_script(
+            self.config,
+            self.pilot,
+            self.glidein,
+            self.factory_name,
+            submission.submission_id,
+            submission.pilots,
+            [p.pilot_id for p in submission.pilots],
+            index_var="CF_LOCAL_INDEX",
+            summary_dir=str(self.work_dir),
         )
         try:
             self.state_dir.mkdir(parents=True, exist_ok=True)
