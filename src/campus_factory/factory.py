@@ -26,9 +26,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from .adjust import apply_budget, effective_sites
 from .config import CLOUD_PROVIDERS, Config, SiteConfig
 from .demand.base import DemandSource, JobGroup
+from .drains import serve_drain_requests
 from .errors import CampusFactoryError, DemandError, PoolError
-from .ledger import LIVE, CycleRecord, Ledger, PilotEvent, PilotRecord, PilotState, Update
-from .ledger.controls import DRAIN_PILOT, complete_request, pending_requests, site_controls
+from .ledger import LIVE, CycleRecord, Ledger, PilotEvent, PilotRecord, Update
+from .ledger.controls import site_controls
 from .ledger.lease import acquire_lease, current_lease, release_lease
 from .ledger.overrides import get_overrides
 from .logs import log_plan
@@ -36,7 +37,7 @@ from .planner import PilotView, Plan, SiteSpec, plan
 from .planner.inputs import pilot_views, site_health_of, site_specs
 from .planner.match import MatchCache
 from .pool.base import LearnedAds, PilotSlot, PoolView, by_pilot
-from .pool.offline import OfflineAdPublisher
+from .pool.offline import OfflineAdPublisher, publish_site_ads
 from .providers.base import PilotRequest, Provider, Submission
 from .reconcile import reconcile, tag_pattern
 from .usage import JobTracker
@@ -279,25 +280,8 @@ class Factory:
 
     async def _operator_requests(self, report: CycleReport) -> None:
         """Drain requests queued by operators (API): ask each pilot to leave, once."""
-        for req in pending_requests(self.ledger, self.name):
-            now = self.clock()
-            pilot = self.ledger.pilot(req.target) if req.kind == DRAIN_PILOT else None
-            if req.kind != DRAIN_PILOT:
-                complete_request(self.ledger, req.id, now=now, result=f"unknown request kind {req.kind!r}")
-            elif pilot is None or pilot.state not in LIVE:
-                complete_request(self.ledger, req.id, now=now, result="already ended")
-            elif pilot.job_id is None or pilot.site not in self.providers:
-                if pilot.state is not PilotState.REQUESTED:  # requested: its job id comes next cycle
-                    complete_request(self.ledger, req.id, now=now, result="cancel failed: no job at a known site")
-            else:
-                graceful = pilot.state in (PilotState.RUNNING, PilotState.JOINED, PilotState.RETIRING)
-                try:
-                    n = await self._leave(pilot.site, [(pilot, f"drained: {req.reason}")], graceful)
-                except CampusFactoryError as exc:
-                    report.errors.append(f"drain {pilot.pilot_id}: {exc}")
-                    complete_request(self.ledger, req.id, now=now, result=f"cancel failed: {exc}")
-                    continue
-                complete_request(self.ledger, req.id, now=now, result="asked to leave" if n else "cancel failed")
+        errors = await serve_drain_requests(self.ledger, self.name, set(self.providers), self._leave, self.clock)
+        report.errors += errors
 
     # -- the cycle --------------------------------------------------------------------------
     async def _site_specs(
@@ -319,16 +303,8 @@ class Factory:
         return site_specs(sites, learned=learned, health=health, unhealthy=unhealthy, offline=offline)
 
     async def _publish_offline(self, specs: Sequence[SiteSpec], report: CycleReport) -> None:
-        if self.offline is None:
-            return
-        ads = {s.name: s.slot_ad for s in specs if s.enabled and s.slot_ad is not None}
-        try:
-            await asyncio.to_thread(self.offline.publish, ads)
-            gone = [s.name for s in self.config.sites if s.name not in ads]
-            if gone:
-                await asyncio.to_thread(self.offline.withdraw, gone)
-        except PoolError as exc:
-            report.errors.append(f"offline ads: {exc}")
+        if self.offline is not None:
+            report.errors += await publish_site_ads(self.offline, specs, [s.name for s in self.config.sites])
 
     def _views(self, live: Sequence[PilotRecord]) -> list[PilotView]:
         margins = {s.name: min(s.batch.term_margin, s.walltime / 2) for s in self.config.sites}

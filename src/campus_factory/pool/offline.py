@@ -16,13 +16,14 @@ talks to a collector (through ``htcondor2``), tested later against a personal po
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import asyncio
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..classads import ad_from_attributes, literal
 from ..config import PoolOptions
 from ..errors import PoolError
-from ..planner.types import SlotAd
+from ..planner.types import SiteSpec, SlotAd
 
 __all__ = [
     "OfflineAdPublisher",
@@ -32,6 +33,7 @@ __all__ = [
     "offline_ad_name",
     "offline_requests",
     "old_format",
+    "publish_site_ads",
 ]
 
 
@@ -173,3 +175,19 @@ class OfflineAdPublisher:
         except Exception as exc:
             raise PoolError(f"cannot read offline ads at {self.pool.collector}: {exc}") from exc
         return offline_requests(ads, now, self.pool.offline_match_window, factory=self.factory)
+
+
+async def publish_site_ads(
+    publisher: OfflineAdPublisher, specs: Sequence[SiteSpec], configured: Sequence[str]
+) -> list[str]:
+    """Publish the enabled sites' slot ads as offline ads, withdraw the other configured sites';
+    returns the errors met (the loop goes on without offline ads)."""
+    ads = {s.name: s.slot_ad for s in specs if s.enabled and s.slot_ad is not None}
+    try:
+        await asyncio.to_thread(publisher.publish, ads)
+        gone = [name for name in configured if name not in ads]
+        if gone:
+            await asyncio.to_thread(publisher.withdraw, gone)
+    except PoolError as exc:
+        return [f"offline ads: {exc}"]
+    return []
