@@ -162,14 +162,15 @@ def hostile_config(tmp: Path, field: str, value: str, payload: str) -> dict[str,
     site: dict[str, Any] = {
         "name": "hpc",
         "provider": "slurm",
-        "slot": slot,
+        "slot": dict(slot),
         "batch": {"environment": env, "work_dir": str(tmp / "work"), "command_timeout": 10},
     }
     FIELDS[field](pilot, site, value)
     return {
         "factory": {"name": "hostile", "ledger_url": f"sqlite:///{tmp}/ledger.sqlite"},
         "pilot": pilot,
-        "sites": [site, {"name": "ok", "provider": "fake", "slot": slot}],
+        # the ok site's own slot: the hostile value changed the hpc site's (e.g. slot.start)
+        "sites": [site, {"name": "ok", "provider": "fake", "slot": {"cpus": 1, "memory_mb": 100, "disk_mb": 0}}],
     }
 
 
