@@ -150,6 +150,27 @@ def test_identity_policy_and_token(tmp_path: Path) -> None:
     assert not local_dir.exists()
 
 
+def test_a_fill_only_pilot_starts_only_jobs_that_take_all_its_cores(tmp_path: Path) -> None:
+    from campus_factory.classads import matches, parse_ad
+
+    proc = run(script(tmp_path, cpus=4, fill_only=True), tmp_path / "out", {"SLURM_CPUS_ON_NODE": "4"})
+    assert proc.returncode == 0, proc.stderr
+    clause = "(TARGET.RequestCpus >= 4)"  # the cores it asked for, whatever the scheduler granted
+    assert config(tmp_path / "out")["START"] == (
+        f"$(CF_SITE_START) && (time() < MY.CampusFactoryPilotEnd - 120) && {clause}"
+    )
+    # the clause, judged by the real ClassAd library as the pilot's partitionable slot with 3 of
+    # its (granted) 5 cores free
+    slot = parse_ad(f"[TotalSlotCpus = 5; Cpus = 3; Requirements = {clause}]")
+    for cpus, ok in ((1, False), (3, False), (4, True)):
+        assert matches(parse_ad(f"[RequestCpus = {cpus}]"), slot) is ok
+    plain = tmp_path / "plain"  # a fixed-size pilot: no such clause
+    plain.mkdir()
+    proc = run(script(plain), plain / "out", {})
+    assert proc.returncode == 0, proc.stderr
+    assert "RequestCpus" not in config(plain / "out")["START"]
+
+
 def test_term_asks_the_master_to_quit_and_the_pilot_exits_cleanly(tmp_path: Path) -> None:
     path = script(tmp_path)
     out = tmp_path / "out"

@@ -31,13 +31,14 @@ def test_a_fitted_submission_gets_a_glidein_of_its_size() -> None:
     pilots = [PilotRequest(f"hpc-{i}", 4, 8000, 0, 0, 3600.0) for i in range(3)]
     spec = asyncio.run(glidein_for(cfg.sites[0], cfg.pilot, builder, pilots))
     assert spec is not None and (spec.cpus, spec.memory_mb, spec.token) == (4, 8000, TOKEN)
+    assert spec.fill_only  # it runs only jobs that take all its cores
     assert len(ex.calls) == 1
 
 
 def test_without_requests_the_glidein_has_the_site_slot() -> None:
     cfg, _, builder = setup("fixed")
     spec = asyncio.run(glidein_for(cfg.sites[0], cfg.pilot, builder, []))
-    assert spec is not None and (spec.cpus, spec.memory_mb) == (16, 64000)
+    assert spec is not None and (spec.cpus, spec.memory_mb) == (16, 64000) and not spec.fill_only
 
 
 def test_the_command_payload_mints_nothing_and_a_missing_builder_is_an_error() -> None:

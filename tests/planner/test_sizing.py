@@ -105,3 +105,53 @@ def test_a_fit_site_does_not_learn_its_size_from_its_small_pilots() -> None:
 def test_sizing_is_validated() -> None:
     with pytest.raises(ValidationError, match="sizing"):
         SiteConfig.model_validate({"name": "hpc", "provider": "fake", "slot": {"sizing": "elastic"}})
+
+
+def _running(pid: str, cpus: int, free: int, since: float = NOW - 900) -> PilotView:
+    mem = 4000 * cpus
+    busy, free_mem = free < cpus, mem * free // cpus
+    return PilotView(
+        pid, "hpc", "running", since, busy, free_cpus=free, free_memory_mb=free_mem, cpus=cpus, memory_mb=mem
+    )
+
+
+def test_a_fit_pilot_takes_no_job_smaller_than_itself() -> None:
+    # an idle 4-core pilot whose job ended: its START wants jobs that fill its 4 cores
+    p = plan([G("small", 3)], [S(idle_timeout_s=600.0)], [_running("r4", 4, 4)], NOW)
+    sp = p.site("hpc")
+    assert p.group("small").placements[0].into_existing == 0
+    assert sp.submit == 3 and sp.sizes == ((1, 2000, 10000, 0, 3),)
+    assert [c.pilot_id for c in sp.cancel] == ["r4"]  # idle past its timeout and of no use
+    # a job of its own size takes it
+    q = plan([G("big", 1, cpus=4, memory_mb=8000), G("small", 3)], [S()], [_running("r4", 4, 4)], NOW)
+    assert q.group("big").placements[0].into_existing == 1 and q.site("hpc").submit == 3
+    assert q.site("hpc").cancel == ()
+
+
+def test_a_queued_fit_pilot_counts_only_for_jobs_of_its_size() -> None:
+    queued = PilotView("q4", "hpc", "queued", NOW - 10, cpus=4, memory_mb=16000, disk_mb=40000, gpus=0)
+    p = plan([G("small", 2)], [S()], [queued], NOW)
+    sp = p.site("hpc")
+    assert sp.submit == 2 and [c.pilot_id for c in sp.cancel] == ["q4"]
+    both = plan([G("mid", 1, cpus=4, memory_mb=8000), G("small", 2)], [S()], [queued], NOW)
+    assert both.group("mid").placements[0].into_existing == 1 and both.site("hpc").cancel == ()
+
+
+def test_free_cores_of_a_partly_used_fit_pilot_are_not_capacity() -> None:
+    # a whole-slot pilot (a floor pilot) running a 16-core job cannot take a smaller job
+    # with the cores it has left: nothing smaller than 16 cores starts on it
+    p = plan([G("small", 2)], [S()], [_running("r16", 16, 15)], NOW)
+    assert p.group("small").placements[0].into_existing == 0 and p.site("hpc").submit == 2
+    # at a fixed site the same free cores take the jobs
+    f = plan([G("small", 2)], [S(sizing="fixed")], [_running("r16", 16, 15)], NOW)
+    assert f.group("small").placements[0].into_existing == 2 and f.site("hpc").submit == 0
+
+
+def test_the_slot_ad_of_a_fit_site_has_no_fill_clause() -> None:
+    slot = {"cpus": 16, "memory_mb": 64000, "sizing": "fit"}
+    spec = site_spec(SiteConfig.model_validate({"name": "hpc", "provider": "fake", "slot": slot}), None)
+    assert spec.slot_ad is not None
+    assert "TotalSlotCpus" not in (spec.slot_ad.get("START") or "")
+    # it stands for the largest pilot: every job size up to the slot's matches the site
+    p = plan([G("small", 1), G("big", 1, cpus=16, memory_mb=8000)], [spec], [], NOW)
+    assert p.group("small").matched == ("hpc",) and p.group("big").matched == ("hpc",)

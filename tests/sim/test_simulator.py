@@ -213,3 +213,38 @@ def test_a_fit_site_starts_pilots_sized_to_their_jobs() -> None:
     assert s["waste_breakdown"]["partly_used_core_h"] == 0.0
     assert fixed["waste_breakdown"]["partly_used_core_h"] > 0.5 * fixed["used_core_h"]
     assert s["delivered_core_h"] < 1.25 * s["used_core_h"] < fixed["delivered_core_h"]
+
+
+def test_a_fit_pilot_runs_only_jobs_that_fill_its_cores() -> None:
+    # 4-core jobs end while 1-core jobs wait: the idle 4-core pilots must not take them
+    jobs = [JobSpec(i * 60.0, 600 + 31 * i, 4, 8000) for i in range(8)]
+    jobs += [JobSpec(300 + i * 20.0, 900 + 13 * i, 1, 2000) for i in range(40)]
+    jobs.sort(key=lambda j: j.submit_s)
+    result = asyncio.run(Simulation(_one_site("fit"), jobs, make_policy("ours")).run())
+    assert summarize(result)["jobs_completed"] == len(jobs)
+    size = {p.pilot_id: p.cpus for p in result.pilots}
+    assert {size[r.pilot_id] for r in result.runs} == {1, 4}
+    assert all(r.cpus == size[r.pilot_id] for r in result.runs)  # no 4-core pilot ran a 1-core job
+
+
+def test_the_pool_gives_a_fit_pilot_only_jobs_of_its_cores() -> None:
+    from campus_factory.sim.pool import SimPool
+
+    sites = [
+        {"name": n, "provider": "fake", "slot": {"cpus": 16, "memory_mb": 64000, "sizing": s}}
+        for n, s in (("fit", "fit"), ("fixed", "fixed"))
+    ]
+    events: list[tuple[float, Callable[[], None]]] = []
+    pool = SimPool(
+        parse_config({"sites": sites}).sites,
+        clock=lambda: 0.0,
+        schedule=lambda at, fn: events.append((at, fn)),
+        on_exit=lambda p: None,
+    )
+    fit = pool.join("p4", "fit", "j1", 3600.0, (4, 16000, 40000, 0))
+    pool.submit(JobSpec(0.0, 600, 1, 1000))
+    assert pool.negotiate() == 0 and fit.free_cpus == 4
+    fixed = pool.join("p16", "fixed", "j2", 3600.0)
+    assert pool.negotiate() == 1 and fixed.free_cpus == 15  # a fixed pilot takes it
+    pool.submit(JobSpec(0.0, 600, 4, 4000))
+    assert pool.negotiate() == 1 and fit.free_cpus == 0 and fixed.free_cpus == 15  # fullest first: p4

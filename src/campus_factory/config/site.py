@@ -36,7 +36,9 @@ class SlotResources(_Section):
         "resources above are the largest pilot; each new pilot asks for one job's resources (RequestCpus, "
         "RequestMemory, RequestDisk, RequestGPUs of the group it is started for; memory and disk in "
         "proportion to the cores when the job requests none), so no pilot keeps free cores while its "
-        "last jobs finish. Finished jobs' claims still go to the next jobs. Limits still count pilots.",
+        "last jobs finish. A pilot then runs only jobs that take all the cores it asked for (its START "
+        "requires RequestCpus >= them), so floor pilots, which have the resources above, only run jobs "
+        "that large. Limits still count pilots.",
     )
     attributes: dict[str, str | int | float | bool] = Field(
         default_factory=dict,

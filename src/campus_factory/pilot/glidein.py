@@ -71,6 +71,7 @@ class GlideinSpec:
     update_interval_s: int = 60
     is_cloud: bool = False
     start: str = "True"
+    fill_only: bool = False  # only jobs that take every core of the pilot (sites sizing pilots to demand)
     attributes: Mapping[str, str] = field(default_factory=dict)
     condor_locations: Sequence[str] = ("/usr",)
     tarball: str | None = None
@@ -91,6 +92,9 @@ def _static_config(spec: GlideinSpec) -> list[str]:
     }
     for name, expr in spec.attributes.items():
         attrs[check_attribute_name(name)] = check_config_value(expr)
+    # a pilot sized for one job runs only jobs that take the cores it asked for (the requested
+    # size, not TotalSlotCpus: a scheduler may grant more, e.g. a whole core of two threads)
+    fill = f" && (TARGET.RequestCpus >= {int(spec.cpus)})" if spec.fill_only else ""
     lines = [
         "# campus-factory glidein: startd-only configuration",
         f"COLLECTOR_HOST = {spec.collector}",
@@ -116,7 +120,7 @@ def _static_config(spec: GlideinSpec) -> list[str]:
         f"CampusFactoryRetireMargin = {int(spec.retire_margin_s)}",
         f"CF_SITE_START = ({check_config_value(spec.start)})",
         # no new job once less than retire_margin of the walltime is left
-        f"START = $(CF_SITE_START) && (time() < MY.CampusFactoryPilotEnd - {int(spec.retire_margin_s)})",
+        f"START = $(CF_SITE_START) && (time() < MY.CampusFactoryPilotEnd - {int(spec.retire_margin_s)}){fill}",
     ]
     if spec.ccb:
         lines.append("CCB_ADDRESS = $(COLLECTOR_HOST)")

@@ -121,7 +121,10 @@ def _budget(site: SiteSpec, pilots: Sequence[PilotView]) -> tuple[int, str | Non
 
 
 def _bins(site: SiteSpec, pilots: Sequence[PilotView], budget: int, now: float) -> SiteBins:
-    bins = SiteBins(_slot(site), site.walltime_s, budget, fit=site.sizing == "fit")
+    """Capacity already there. At a ``fit`` site a pilot takes only jobs that fill all its cores
+    (its glidein's START), never a smaller one; the site's slot ad has no such clause."""
+    fit = site.sizing == "fit"
+    bins = SiteBins(_slot(site), site.walltime_s, budget, fit=fit)
     running = sorted((p for p in pilots if p.state in ("running", "joined")), key=lambda p: (p.since, p.pilot_id))
     queued = sorted((p for p in pilots if p.state in QUEUED_STATES), key=lambda p: (p.since, p.pilot_id))
     for p in running:
@@ -136,10 +139,11 @@ def _bins(site: SiteSpec, pilots: Sequence[PilotView], budget: int, now: float) 
                 full[3] if p.free_gpus is None else p.free_gpus,
             )
         life = _INF if p.retire_at is None else p.retire_at - now
-        bins.add_existing(p.pilot_id, free, life)
+        bins.add_existing(p.pilot_id, free, life, full[0] if fit else 0)
     if site.enabled:  # a disabled site's queued pilots are not capacity: they are cancelled
         for p in queued:
-            bins.add_existing(p.pilot_id, _own(site, p), site.walltime_s)
+            own = _own(site, p)
+            bins.add_existing(p.pilot_id, own, site.walltime_s, own[0] if fit else 0)
     return bins
 
 

@@ -9,6 +9,8 @@ steps. Groups arrive in decreasing size: first-fit decreasing.
 
 With ``fit`` (a site whose pilots are sized to demand), a new pilot is opened for one job and
 asks for that job's resources (:func:`fitted`); the site's slot is the largest pilot allowed.
+A pilot already at such a site takes only a job of its own cores (its glidein START requires a
+job to fill it): a bin with ``whole`` set takes no smaller job.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class Bin:
     life: float
     pilot_id: str | None = None  # set for a pilot already there (count == 1)
     used: bool = False
+    whole: int = 0  # the pilot's cores when it only takes jobs of that many cores (0: any job)
 
 
 @dataclass
@@ -84,9 +87,10 @@ class SiteBins:
     supply: int = 0
     used: set[str] = field(default_factory=set)
 
-    def add_existing(self, pilot_id: str, free: Shape, life: float) -> None:
+    def add_existing(self, pilot_id: str, free: Shape, life: float, whole: int = 0) -> None:
+        """A pilot already there; ``whole``: its cores, when it only takes jobs that fill it."""
         if free[0] > 0:
-            self.bins.append(Bin(free, 1, life, pilot_id))
+            self.bins.append(Bin(free, 1, life, pilot_id, False, whole))
             self.supply += 1
 
     def _open(self, parts: list[Bin], b: Bin) -> None:
@@ -101,7 +105,7 @@ class SiteBins:
         bins = self.bins
         while left > 0 and i < len(bins):
             b = bins[i]
-            k = per_bin(b.free, job) if b.life >= runtime else 0
+            k = per_bin(b.free, job) if b.life >= runtime and job[0] >= b.whole else 0
             if k == 0:
                 i += 1
                 continue
@@ -109,12 +113,12 @@ class SiteBins:
             rest = left - full * k if full < b.count else 0
             parts: list[Bin] = []
             if full:
-                self._open(parts, Bin(_minus(b.free, job, k), full, b.life, b.pilot_id, True))
+                self._open(parts, Bin(_minus(b.free, job, k), full, b.life, b.pilot_id, True, b.whole))
             if rest:
-                self._open(parts, Bin(_minus(b.free, job, rest), 1, b.life, b.pilot_id, True))
+                self._open(parts, Bin(_minus(b.free, job, rest), 1, b.life, b.pilot_id, True, b.whole))
             untouched = b.count - full - (1 if rest else 0)
             if untouched:
-                parts.append(Bin(b.free, untouched, b.life, b.pilot_id, b.used))
+                parts.append(Bin(b.free, untouched, b.life, b.pilot_id, b.used, b.whole))
             bins[i : i + 1] = parts
             placed = full * k + rest
             left -= placed

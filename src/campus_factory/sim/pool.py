@@ -12,8 +12,10 @@ slot numerically (so a Requirements clause on Memory is judged against the whole
 simplification). A negotiation runs every ``negotiator_interval`` when something changed; a
 finishing job's claim is reused at once for the next idle job of its group (claim reuse).
 
-A pilot stops accepting jobs at its retire time (walltime end minus the pilot retire margin)
-and its startd leaves when idle that long and drained, or after ``idle_timeout`` without a job.
+A pilot of a site sizing pilots to demand (``sizing = "fit"``) takes only jobs of at least its
+cores, as its glidein's START says (the slot ad, the largest pilot, has no such clause). A pilot
+stops accepting jobs at its retire time (walltime end minus the pilot retire margin) and its
+startd leaves when idle that long and drained, or after ``idle_timeout`` without a job.
 """
 
 from __future__ import annotations
@@ -22,12 +24,11 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from ..classads import ClassAdError, ParsedAd, literal, parsed_ad, requirements_met
+from ..classads import ClassAdError, ParsedAd, parsed_ad, requirements_met
 from ..config import SiteConfig
 from ..demand.base import JobGroup, group_id_for
-from ..planner import build_slot_ad
-from ..planner.inputs import slot_policy
 from ..pool.base import PilotSlot
+from .ads import job_ad_attributes, slot_ad_attributes
 from .workloads import JobSpec
 
 __all__ = ["JobRun", "SimJob", "SimPilot", "SimPool", "job_ad_attributes", "slot_ad_attributes"]
@@ -75,9 +76,12 @@ class SimPilot:
     running: set[SimJob] = field(default_factory=set)
     idle_since: float | None = None
     accepting: bool = True
+    fill_only: bool = False  # sized for one job: takes only jobs of at least its cores (its START)
 
     def fits(self, s: JobSpec) -> int:
         """How many jobs of this shape the free part of the slot holds."""
+        if self.fill_only and s.cpus < self.cpus:
+            return 0
         n = self.free_cpus // max(1, s.cpus)
         if s.memory_mb > 0:
             n = min(n, self.free_memory_mb // s.memory_mb)
@@ -99,29 +103,6 @@ class JobRun:
     end: float
     cpus: int
     completed: bool
-
-
-def job_ad_attributes(g: JobGroup) -> list[tuple[str, str]]:
-    """The job ClassAd a schedd would hold for a job of the group (Disk in KiB)."""
-    out = [
-        ("MyType", '"Job"'),
-        ("TargetType", '"Machine"'),
-        ("RequestCpus", str(g.cpus)),
-        ("RequestMemory", str(g.memory_mb)),
-        ("RequestDisk", str(g.disk_mb * 1024)),
-        ("RequestGPUs", str(g.gpus)),
-        ("Owner", literal(g.owner)),
-    ]
-    out.extend(sorted(g.attributes.items()))
-    out.append(("Requirements", g.requirements.strip() or "true"))
-    return out
-
-
-def slot_ad_attributes(site: SiteConfig) -> list[tuple[str, str]]:
-    """The slot ad of a pilot of ``site``: the ad the site's config declares."""
-    s = site.slot
-    ad = build_slot_ad(site.name, s.cpus, s.memory_mb, s.disk_mb, s.gpus, site.walltime, slot_policy(site))
-    return list(ad.attributes)
 
 
 class SimPool:
@@ -241,6 +222,7 @@ class SimPool:
         now = self.clock()
         retire = max(now, end_at - self.retire_margin_s)
         p = SimPilot(pilot_id, site, job_id, cpus, memory, disk, gpus, now, retire)
+        p.fill_only = self.sites[site].slot.sizing == "fit"
         p.free_cpus, p.free_memory_mb, p.free_disk_mb, p.free_gpus = cpus, memory, disk, gpus
         self.pilots[pilot_id] = p
         self.busy_core_s.setdefault(pilot_id, 0.0)
