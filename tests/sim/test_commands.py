@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from campus_factory.cli.main import cli
 from campus_factory.sim.bench_provisioning import MARK_END, MARK_START, replace_section
-from campus_factory.sim.scenario import DEMO_CAMPUS_TOML, load_scenario
+from campus_factory.sim.scenario import DEMO_CAMPUS_TOML, fit_variant, load_scenario
 
 ROOT = Path(__file__).parents[2]
 DATA = Path(__file__).parent / "data"
@@ -67,7 +67,7 @@ def test_bench_provisioning_json_shape() -> None:
     )
     assert res.exit_code == 0, res.stderr
     data = json.loads(res.stdout)
-    assert set(data["policies"]) == {"original", "cobald", "ours"}
+    assert set(data["policies"]) == {"original", "cobald", "ours", "ours-fit"}
     for figures in data["policies"].values():
         for key in ("waste_pct", "wait_p50_s", "wait_p95_s", "cost"):
             assert isinstance(figures[key], int | float)
@@ -91,3 +91,13 @@ def test_example_demo_files_are_the_built_in_demo() -> None:
     assert cloud.limits.max_pilots * cloud.slot.cpus - 50 * 8 == 200
     assert len(base["sites"]) == 3
     assert (ROOT / "examples/demo/burst.csv").read_text().startswith("submit,runtime,cpus,memory_mb")
+
+
+def test_the_fit_what_if_is_the_demo_campus_with_fit_pilots_and_the_same_cores() -> None:
+    built = fit_variant(tomllib.loads(DEMO_CAMPUS_TOML))
+    assert tomllib.loads((ROOT / "examples/demo/whatif-fit.toml").read_text()) == built
+    for before, after in zip(tomllib.loads(DEMO_CAMPUS_TOML)["sites"], built["sites"], strict=True):
+        cpus = before["slot"]["cpus"]
+        assert after["slot"]["sizing"] == "fit" and "sizing" not in before["slot"]
+        assert after["limits"]["max_pilots"] == before["limits"]["max_pilots"] * cpus
+    assert built["simulation"]["sites"]["hpc"]["capacity"] == 40 * 16

@@ -134,14 +134,22 @@ def simulate(config_path: str, workload: str, policy: str, seed: int | None, out
 @click.option("--json", "as_json", is_flag=True, help='Print {"policies": {NAME: {"waste_pct", ...}}}.')
 @click.option("--write", type=click.Path(dir_okay=False), help="Record the figures in this Markdown file.")
 @click.option("--plot", default="docs/img/provisioning.png", show_default=True, help="Chart written with --write.")
+@click.option(
+    "--fit/--no-fit",
+    default=True,
+    show_default=True,
+    help="Also run ours with pilots sized to demand (row ours-fit; the slowest run, a few minutes for the day).",
+)
 def bench_provisioning(
-    day_jobs: int, burst_jobs: int, hours: float, seed: int, as_json: bool, write: str | None, plot: str
+    day_jobs: int, burst_jobs: int, hours: float, seed: int, as_json: bool, write: str | None, plot: str, fit: bool
 ) -> None:
-    """The original Campus Factory rule, a COBalD-style controller and ours, on the same workloads."""
+    """The original Campus Factory rule, a COBalD-style controller and ours, on the same workloads.
+
+    Progress goes to stderr, one line per (workload, policy) run; the figures to stdout."""
     from ..sim.bench_planner import machine_description
     from ..sim.bench_provisioning import bench_workloads, render_markdown, replace_section, run_provisioning_bench
     from ..sim.report import comparison_png
-    from ..sim.scenario import demo_scenario
+    from ..sim.scenario import demo_fit_scenario, demo_scenario
 
     _quiet()
 
@@ -153,7 +161,8 @@ def bench_provisioning(
         )
 
     wl = bench_workloads(day_jobs, burst_jobs, hours, seed)
-    bench = run_provisioning_bench(wl, scenario=demo_scenario(seed=seed), on_run=on_run)
+    variants = {"ours-fit": ("ours", demo_fit_scenario(seed=seed))} if fit else None
+    bench = run_provisioning_bench(wl, scenario=demo_scenario(seed=seed), variants=variants, on_run=on_run)
     if as_json:
         click.echo(render_json(bench.to_json()))
     else:

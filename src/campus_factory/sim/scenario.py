@@ -20,6 +20,7 @@ two clusters and one cloud.
 
 from __future__ import annotations
 
+import copy
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,10 @@ from .workloads import JobSpec, bursty_workload
 
 __all__ = [
     "DEMO_CAMPUS_TOML",
+    "demo_fit_scenario",
     "demo_scenario",
     "demo_workload",
+    "fit_variant",
     "load_scenario",
     "scenario_from_dict",
 ]
@@ -203,6 +206,30 @@ boot = "2m"
 def demo_scenario(*, seed: int | None = None) -> Scenario:
     """The built-in demo campus."""
     return scenario_from_dict(tomllib.loads(DEMO_CAMPUS_TOML), "demo campus", seed=seed)
+
+
+def fit_variant(data: dict[str, Any]) -> dict[str, Any]:
+    """A scenario with pilots sized to demand at every site (``slot.sizing = "fit"``) and about
+    the same cores: limits count pilots, so each site's pilot limits and simulated capacity are
+    multiplied by its slot's cores (``examples/demo/whatif-fit.toml`` is this of the demo campus)."""
+    out = copy.deepcopy(data)
+    behaviour = out.get("simulation", {}).get("sites", {})
+    for site in out.get("sites", []):
+        cpus = int(site.get("slot", {}).get("cpus", 1))
+        site.setdefault("slot", {})["sizing"] = "fit"
+        limits = site.setdefault("limits", {})
+        for key in ("max_pilots", "max_queued", "max_submit_per_cycle"):
+            if key in limits:
+                limits[key] = int(limits[key]) * cpus
+        model = behaviour.get(site["name"])
+        if model is not None and model.get("capacity") is not None:
+            model["capacity"] = int(model["capacity"]) * cpus
+    return out
+
+
+def demo_fit_scenario(*, seed: int | None = None) -> Scenario:
+    """The demo campus with pilots sized to demand (:func:`fit_variant`)."""
+    return scenario_from_dict(fit_variant(tomllib.loads(DEMO_CAMPUS_TOML)), "demo campus, fit pilots", seed=seed)
 
 
 def demo_workload(jobs: int = 3000, *, seed: int = 1) -> list[JobSpec]:
