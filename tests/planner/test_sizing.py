@@ -155,3 +155,33 @@ def test_the_slot_ad_of_a_fit_site_has_no_fill_clause() -> None:
     # it stands for the largest pilot: every job size up to the slot's matches the site
     p = plan([G("small", 1), G("big", 1, cpus=16, memory_mb=8000)], [spec], [], NOW)
     assert p.group("small").matched == ("hpc",) and p.group("big").matched == ("hpc",)
+
+
+# -- max_cores: a limit in cores, whatever the pilots' sizes ------------------------------------
+def test_max_cores_holds_fit_pilots_of_mixed_sizes_to_the_site_cores() -> None:
+    running = [PilotView(f"r{i}", "hpc", "running", NOW - 60, True, cpus=4) for i in range(2)]  # 8 cores busy
+    p = plan([G("big", 3, cpus=4, memory_mb=8000), G("small", 10)], [S(max_cores=20)], running, NOW)
+    sp = p.site("hpc")
+    # 12 cores left: the three 4-core jobs take them all (largest first); no room for 1-core pilots
+    assert sp.sizes == ((4, 8000, 40000, 0, 3),) and sp.submit == 3
+    assert sum(c * n for c, *_, n in sp.sizes) <= 20 - 8
+    assert p.group("small").held_back == 10 and "hpc: max_cores" in p.group("small").bound_by
+
+
+def test_max_cores_in_whole_slots_at_a_fixed_site_and_for_floor_pilots() -> None:
+    p = plan([G("small", 100)], [S(sizing="fixed", max_cores=40)], [], NOW)
+    sp = p.site("hpc")
+    assert sp.submit == 2 and sp.bound_by == "max_cores"  # 40 cores: two 16-core pilots
+    floor = plan([], [S(sizing="fixed", max_cores=40, floor=5)], [], NOW).site("hpc")
+    assert floor.submit == 2  # the floor asks for 5, the cores allow 2
+
+
+def test_max_cores_below_one_fixed_pilot_is_refused() -> None:
+    with pytest.raises(ValidationError, match="no pilot could start"):
+        SiteConfig.model_validate(
+            {"name": "hpc", "provider": "slurm", "slot": {"cpus": 16}, "limits": {"max_cores": 8}}
+        )
+    fit = SiteConfig.model_validate(
+        {"name": "hpc", "provider": "slurm", "slot": {"cpus": 16, "sizing": "fit"}, "limits": {"max_cores": 8}}
+    )
+    assert site_spec(fit).max_cores == 8

@@ -87,6 +87,13 @@ class SiteLimits(_Section):
     max_pilots: int = Field(10, ge=0, description="Pilots alive at once (requested, queued or running).")
     max_queued: int = Field(5, ge=0, description="Pilots waiting in the site's queue at once.")
     max_submit_per_cycle: int = Field(5, ge=0, description="Pilots submitted in one cycle.")
+    max_cores: int | None = Field(
+        None,
+        ge=1,
+        description="Cores of this site's pilots alive at once (requested, queued or running), whatever "
+        "their sizes; unset: only the pilot limits apply. With sizing = 'fit' it keeps the site's cores "
+        "while max_pilots counts many small pilots.",
+    )
     floor: int = Field(0, ge=0, description="Keep at least this many pilots here, even with no demand.")
     ceiling: int | None = Field(
         None,
@@ -364,6 +371,15 @@ class SiteConfig(_Section):
     cloud: CloudOptions = Field(default_factory=CloudOptions)
     budget: BudgetOptions = Field(default_factory=BudgetOptions)
     htcondor: RemoteHTCondorOptions = Field(default_factory=RemoteHTCondorOptions)
+
+    @model_validator(mode="after")
+    def _cores(self) -> SiteConfig:
+        if self.limits.max_cores is not None and self.slot.sizing == "fixed" and self.limits.max_cores < self.slot.cpus:
+            raise ValueError(
+                f"limits.max_cores = {self.limits.max_cores} is less than one pilot's slot.cpus = {self.slot.cpus}: "
+                "no pilot could start"
+            )
+        return self
 
     @model_validator(mode="after")
     def _sizing(self) -> SiteConfig:

@@ -108,6 +108,9 @@ def _budget(site: SiteSpec, pilots: Sequence[PilotView]) -> tuple[int, str | Non
     }
     if site.ceiling is not None:
         rooms["ceiling"] = site.ceiling - alive
+    if site.max_cores is not None:  # in whole-slot pilots; fit pilots (1 core or more) are held to it in cores
+        left = site.max_cores - sum(_own(site, p)[0] for p in pilots)
+        rooms["max_cores"] = left if site.sizing == "fit" else left // max(site.cpus, 1)
     health = site.health
     if not site.healthy:
         return 0, "unhealthy", rooms
@@ -124,7 +127,8 @@ def _bins(site: SiteSpec, pilots: Sequence[PilotView], budget: int, now: float) 
     """Capacity already there. At a ``fit`` site a pilot takes only jobs that fill all its cores
     (its glidein's START), never a smaller one; the site's slot ad has no such clause."""
     fit = site.sizing == "fit"
-    bins = SiteBins(_slot(site), site.walltime_s, budget, fit=fit)
+    cores = None if site.max_cores is None else max(0, site.max_cores - sum(_own(site, p)[0] for p in pilots))
+    bins = SiteBins(_slot(site), site.walltime_s, budget, fit=fit, core_budget=cores)
     running = sorted((p for p in pilots if p.state in ("running", "joined")), key=lambda p: (p.since, p.pilot_id))
     queued = sorted((p for p in pilots if p.state in QUEUED_STATES), key=lambda p: (p.since, p.pilot_id))
     for p in running:
@@ -281,6 +285,8 @@ def _site_plan(st: _Site, now: float) -> SitePlan:
         return SitePlan(spec.name, 0, (), 0, supply, "unhealthy", tuple(reasons), 0, "unhealthy")
     submit = bins.new_pilots
     budget_left = max(0, bins.budget - submit)
+    if bins.core_budget is not None:  # floor and offline-request pilots have the whole slot
+        budget_left = min(budget_left, max(0, bins.core_budget - bins.new_cores) // max(spec.cpus, 1))
     active = sum(1 for p in st.pilots if p.state != "retiring")
     if spec.floor and active + submit < spec.floor:
         extra = min(spec.floor - active - submit, budget_left)

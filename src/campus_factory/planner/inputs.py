@@ -142,6 +142,7 @@ def site_spec(
         max_pilots=site.limits.max_pilots,
         max_queued=site.limits.max_queued,
         max_submit_per_cycle=site.limits.max_submit_per_cycle,
+        max_cores=site.limits.max_cores,
         walltime_s=site.walltime,
         retire_margin_s=min(site.batch.term_margin, site.walltime / 2),
         idle_timeout_s=site.idle_timeout,

@@ -80,9 +80,11 @@ class SiteBins:
     lifetime: float
     budget: int
     fit: bool = False
+    core_budget: int | None = None  # cores new pilots may take in all (max_cores); None: no limit
     bins: list[Bin] = field(default_factory=list)
     opened: dict[Shape, int] = field(default_factory=dict)
     new_pilots: int = 0
+    new_cores: int = 0
     jobs: int = 0
     supply: int = 0
     used: set[str] = field(default_factory=set)
@@ -133,6 +135,9 @@ class SiteBins:
             pilot, k = fitted(self.slot, job), 1
         if left > 0 and k > 0 and self.budget > self.new_pilots:
             opened = min(math.ceil(left / k), self.budget - self.new_pilots)
+            if self.core_budget is not None:
+                opened = max(0, min(opened, (self.core_budget - self.new_cores) // max(pilot[0], 1)))
+        if opened > 0:
             placed = min(left, opened * k)
             full, rest = divmod(placed, k)
             if full:
@@ -140,6 +145,7 @@ class SiteBins:
             if rest:
                 self._open(bins, Bin(_minus(pilot, job, rest), 1, self.lifetime, None, True))
             self.new_pilots += opened
+            self.new_cores += opened * pilot[0]
             self.opened[pilot] = self.opened.get(pilot, 0) + opened
             left -= placed
         self.jobs += want - left

@@ -89,6 +89,7 @@ class SiteSpec:
     max_pilots: int = 10
     max_queued: int = 5
     max_submit_per_cycle: int = 5
+    max_cores: int | None = None  # cores of all pilots alive at once (None: no such limit)
     walltime_s: float = 4 * 3600.0
     retire_margin_s: float = 0.0  # a pilot is asked to leave this long before its walltime ends
     idle_timeout_s: float = 600.0

@@ -133,7 +133,7 @@ def render_markdown(bench: ProvisioningBench, command: str, machine: str, date: 
         "above 0.9 utilisation, down below 0.5); `ours`: the real planner through the real loop and ledger"
         + (
             '; `ours-fit`: ours with pilots sized to demand (`slot.sizing = "fit"` at every site, pilot '
-            "limits and simulated capacities multiplied by the slot's cores to keep the same cores: "
+            "limits and simulated capacities multiplied by the slot's cores, `limits.max_cores` keeping the cores: "
             "`campus_factory.sim.scenario.fit_variant`, `examples/demo/whatif-fit.toml`)."
             if "ours-fit" in bench.policies
             else "."

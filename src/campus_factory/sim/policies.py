@@ -57,7 +57,10 @@ def _room(site: SiteSpec, mine: Sequence[PilotView]) -> int:
     cap = site.max_pilots if site.ceiling is None else min(site.max_pilots, site.ceiling)
     if not (site.enabled and site.healthy):
         return 0
-    return max(0, min(cap - alive, site.max_queued - queued, site.max_submit_per_cycle))
+    room = min(cap - alive, site.max_queued - queued, site.max_submit_per_cycle)
+    if site.max_cores is not None:  # the baselines start whole-slot pilots
+        room = min(room, (site.max_cores - alive * site.cpus) // max(site.cpus, 1))
+    return max(0, room)
 
 
 def _site_plan(site: SiteSpec, submit: int, cancel: Sequence[Cancel], reason: str) -> SitePlan:
@@ -119,6 +122,8 @@ class CobaldController:
         for s in sites:
             mine = [p for p in by_site[s.name] if p.state != "retiring"]
             cap = s.max_pilots if s.ceiling is None else min(s.max_pilots, s.ceiling)
+            if s.max_cores is not None:
+                cap = min(cap, s.max_cores // max(s.cpus, 1))
             util = self.utilisation(s, mine, idle)
             demand = self.demand.get(s.name, 0.0)
             if util > self.high:

@@ -211,13 +211,15 @@ def demo_scenario(*, seed: int | None = None) -> Scenario:
 def fit_variant(data: dict[str, Any]) -> dict[str, Any]:
     """A scenario with pilots sized to demand at every site (``slot.sizing = "fit"``) and about
     the same cores: limits count pilots, so each site's pilot limits and simulated capacity are
-    multiplied by its slot's cores (``examples/demo/whatif-fit.toml`` is this of the demo campus)."""
+    multiplied by its slot's cores, and ``limits.max_cores`` holds it to the cores it had
+    (``examples/demo/whatif-fit.toml`` is this of the demo campus)."""
     out = copy.deepcopy(data)
     behaviour = out.get("simulation", {}).get("sites", {})
     for site in out.get("sites", []):
         cpus = int(site.get("slot", {}).get("cpus", 1))
         site.setdefault("slot", {})["sizing"] = "fit"
         limits = site.setdefault("limits", {})
+        limits["max_cores"] = int(limits.get("max_pilots", 10)) * cpus
         for key in ("max_pilots", "max_queued", "max_submit_per_cycle"):
             if key in limits:
                 limits[key] = int(limits[key]) * cpus
