@@ -63,6 +63,31 @@ def test_submit_description() -> None:
         build_provider(site, cfg.pilot, LocalExecutor(), "rc")
 
 
+def test_a_submit_error_never_carries_the_glidein_token() -> None:
+    """A schedd that echoed the submitted script back in its error would leak the pilot's token."""
+    from tests.providers.test_slurm_parsers import ScriptedExecutor
+
+    from campus_factory.config import PoolOptions
+    from campus_factory.errors import ProviderError, SubmitError
+    from campus_factory.pilot.payload import GlideinBuilder
+
+    token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJwIn0.c2lnbmF0dXJl"
+    cfg, site = site_config()
+    site = site.model_copy(update={"payload": "glidein"})
+    ex = ScriptedExecutor((["condor_token_create"], (0, token + "\n", "")))
+    builder = GlideinBuilder(PoolOptions(collector="cm:9618"), cfg.pilot, ex, "rc")
+    provider = build_provider(site, cfg.pilot, ex, "rc", builder)
+    assert isinstance(provider, HTCondorRemoteProvider)
+
+    async def echoing_schedd(what: str, fn: object) -> object:
+        raise ProviderError(f"remote: {what} failed: bad script ... {token} ...", site="remote")
+
+    provider._call = echoing_schedd  # type: ignore[method-assign,assignment]
+    with pytest.raises(SubmitError) as info:
+        asyncio.run(provider.submit(submission(1)))
+    assert token not in str(info.value) and "***" in str(info.value)
+
+
 def test_job_status_mapping() -> None:
     base = {"ClusterId": 7, "ProcId": 1, "CampusFactoryTag": "cf-rc-0123456789", "TotalSubmitProcs": 3}
     assert job_status({**base, "JobStatus": 2}).state is JobState.RUNNING

@@ -183,7 +183,7 @@ class HTCondorRemoteProvider:
             return []
         import htcondor2
 
-        script, _ = await submission_script(
+        script, token = await submission_script(
             self.config,
             self.pilot,
             self.glidein,
@@ -209,7 +209,8 @@ class HTCondorRemoteProvider:
             try:
                 cluster = await self._call("submit", submit_and_spool)
             except ProviderError as exc:
-                raise SubmitError(str(exc), site=self.site) from exc
+                msg = str(exc) if token is None else str(exc).replace(token, "***")  # never echo the token
+                raise SubmitError(msg, site=self.site) from exc
         return [SubmittedPilot(p.pilot_id, f"{cluster}.{i}") for i, p in enumerate(submission.pilots)]
 
     async def observe(self, job_ids: Sequence[str], tag_prefix: str) -> Observation:
