@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 
 from ..errors import NotSupportedError, UnsafeValueError
 from .glidein import GlideinSpec, check_config_value, glidein_payload
+from .script import END_LINES, START_LINES, command_lines
 
 __all__ = [
     "CONFIG_PATH",
@@ -156,36 +157,17 @@ def render_pilot_script(pilot: CloudPilot) -> str:
     lines += [
         "# safety net: the VM never outlives its walltime",
         f"shutdown -P +{minutes} 'campus-factory: pilot walltime reached' >/dev/null 2>&1 || true",
-        "cf_child=''",
-        "cf_leaving=0",
-        "cf_leave() {",
-        "  cf_leaving=1",
-        '  [ -n "$cf_child" ] && kill -TERM "$cf_child" 2>/dev/null',
-        "}",
-        "trap cf_leave TERM INT",
-        'echo "campus-factory pilot $CAMPUS_FACTORY_PILOT_ID starting on $(hostname) at $(date -u +%FT%TZ)"',
     ]
+    lines += START_LINES
     if pilot.payload == "glidein":
         if pilot.glidein is None:
             raise NotSupportedError("the glidein payload needs a glidein specification")
         lines += glidein_lines(pilot.glidein)
     elif pilot.payload == "command":
-        if not pilot.command:
-            raise ValueError("the pilot command is empty")
-        lines += [
-            " ".join(shlex.quote(a) for a in pilot.command) + " &",
-            "cf_child=$!",
-            'wait "$cf_child"; cf_rc=$?',
-            'while kill -0 "$cf_child" 2>/dev/null; do wait "$cf_child"; cf_rc=$?; done',
-        ]
+        lines += command_lines(pilot.command)
     else:
         raise NotSupportedError(f"unknown pilot payload {pilot.payload!r}")
-    lines += [
-        'echo "campus-factory pilot $CAMPUS_FACTORY_PILOT_ID leaving (rc=$cf_rc, asked=$cf_leaving)"',
-        'if [ "$cf_leaving" = 1 ]; then exit 0; fi',
-        'exit "$cf_rc"',
-        "",
-    ]
+    lines += END_LINES
     return "\n".join(lines)
 
 

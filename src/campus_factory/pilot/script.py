@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from ..errors import NotSupportedError, UnsafeValueError
 from .glidein import GlideinSpec, glidein_payload
 
-__all__ = ["PilotScript", "check_directive", "render_batch_script"]
+__all__ = ["END_LINES", "START_LINES", "PilotScript", "check_directive", "command_lines", "render_batch_script"]
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PILOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -42,6 +42,39 @@ class PilotScript:
     array_index_var: str = "SLURM_ARRAY_TASK_ID"
     array_base: int = 0
     glidein: GlideinSpec | None = None
+
+
+#: the start of every pilot script after its environment: TERM or INT asks the payload to leave
+START_LINES = [
+    "cf_child=''",
+    "cf_leaving=0",
+    "cf_leave() {",
+    "  cf_leaving=1",
+    '  [ -n "$cf_child" ] && kill -TERM "$cf_child" 2>/dev/null',
+    "}",
+    "trap cf_leave TERM INT",
+    'echo "campus-factory pilot $CAMPUS_FACTORY_PILOT_ID starting on $(hostname) at $(date -u +%FT%TZ)"',
+]
+
+#: the end: a pilot asked to leave exits 0, else with its payload's status (``cf_rc``)
+END_LINES = [
+    'echo "campus-factory pilot $CAMPUS_FACTORY_PILOT_ID leaving (rc=$cf_rc, asked=$cf_leaving)"',
+    'if [ "$cf_leaving" = 1 ]; then exit 0; fi',
+    'exit "$cf_rc"',
+    "",
+]
+
+
+def command_lines(command: Sequence[str]) -> list[str]:
+    """The ``command`` payload: run it in the background (so TERM reaches the trap), wait for it."""
+    if not command:
+        raise ValueError("the pilot command is empty")
+    return [
+        " ".join(shlex.quote(a) for a in command) + " &",
+        "cf_child=$!",
+        'wait "$cf_child"; cf_rc=$?',
+        'while kill -0 "$cf_child" 2>/dev/null; do wait "$cf_child"; cf_rc=$?; done',
+    ]
 
 
 def render_batch_script(spec: PilotScript) -> str:
@@ -76,29 +109,10 @@ def render_batch_script(spec: PilotScript) -> str:
         if not _ENV_NAME.match(name):
             raise UnsafeValueError(f"invalid environment variable name {name!r}")
         lines.append(f"export {name}={shlex.quote(value)}")
-    lines += [
-        "cf_child=''",
-        "cf_leaving=0",
-        "cf_leave() {",
-        "  cf_leaving=1",
-        '  [ -n "$cf_child" ] && kill -TERM "$cf_child" 2>/dev/null',
-        "}",
-        "trap cf_leave TERM INT",
-        'echo "campus-factory pilot $CAMPUS_FACTORY_PILOT_ID starting on $(hostname) at $(date -u +%FT%TZ)"',
-    ]
+    lines += START_LINES
     if spec.payload == "glidein" and spec.glidein is not None:
         lines += glidein_payload(spec.glidein)
     else:
-        lines += [
-            " ".join(shlex.quote(a) for a in spec.command) + " &",
-            "cf_child=$!",
-            'wait "$cf_child"; cf_rc=$?',
-            'while kill -0 "$cf_child" 2>/dev/null; do wait "$cf_child"; cf_rc=$?; done',
-        ]
-    lines += [
-        'echo "campus-factory pilot $CAMPUS_FACTORY_PILOT_ID leaving (rc=$cf_rc, asked=$cf_leaving)"',
-        'if [ "$cf_leaving" = 1 ]; then exit 0; fi',
-        'exit "$cf_rc"',
-        "",
-    ]
+        lines += command_lines(spec.command)
+    lines += END_LINES
     return "\n".join(lines)
