@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from campus_factory.cli.main import cli
+from campus_factory.domain import PilotRequest
 from campus_factory.ledger import Ledger, PilotEvent, Update
-from campus_factory.providers.base import PilotRequest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "campus.toml"

@@ -10,9 +10,10 @@ from typing import Any
 import classad2
 import pytest
 
-from campus_factory.demand import FileDemand, JobGroup, StaticDemand, group_id_for
+from campus_factory.demand import FileDemand, StaticDemand
 from campus_factory.demand.fake import groups_from_json
 from campus_factory.demand.htcondor import group_job_ads
+from campus_factory.domain import JobGroup, group_id_for
 from campus_factory.errors import DemandError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -23,9 +23,9 @@ spend 0.50; total 33 / 22 / 11 (33.3 %), 4 requested, 3 started, 2 failed, spend
 
 from __future__ import annotations
 
+from campus_factory.domain import PilotRequest
 from campus_factory.ledger import Ledger, PilotEvent, Update
 from campus_factory.ledger.accounting import JobRun, record_pilot_jobs
-from campus_factory.providers.base import PilotRequest
 
 __all__ = ["COSTS", "FACTORY", "T0", "UNTIL", "H", "build"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from tests.ledger.scenario import COSTS, FACTORY, T0, UNTIL, H, build
 
+from campus_factory.domain import PilotRequest
 from campus_factory.ledger import Ledger, PilotEvent, Update
 from campus_factory.ledger.accounting import (
     NO_JOBS,
@@ -15,7 +16,6 @@ from campus_factory.ledger.accounting import (
     record_pilot_jobs,
     state_history,
 )
-from campus_factory.providers.base import PilotRequest
 
 E = PilotEvent
 

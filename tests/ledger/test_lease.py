@@ -6,10 +6,11 @@ import asyncio
 from pathlib import Path
 
 from campus_factory.config import parse_config
-from campus_factory.demand import JobGroup, StaticDemand
-from campus_factory.factory import Factory
+from campus_factory.demand import StaticDemand
+from campus_factory.domain import JobGroup
 from campus_factory.ledger import Ledger
 from campus_factory.ledger.lease import acquire_lease, current_lease, release_lease
+from campus_factory.loop.factory import Factory
 from campus_factory.providers.fake import FakeProvider
 
 

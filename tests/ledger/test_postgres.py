@@ -13,9 +13,9 @@ from sqlalchemy import inspect, text
 from tests.fixtures_postgres import PostgresServer
 
 import campus_factory.ledger.store as store_module
+from campus_factory.domain import PilotRequest
 from campus_factory.ledger import Ledger, PilotEvent, PilotState, Update
 from campus_factory.ledger.controls import drain_site, pending_requests, set_paused, site_controls
-from campus_factory.providers.base import PilotRequest
 
 E = PilotEvent
 TABLES = {

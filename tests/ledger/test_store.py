@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, text
 
+from campus_factory.domain import PilotRequest
 from campus_factory.errors import InvalidTransition, LedgerError
 from campus_factory.ledger import (
     CycleRecord,
@@ -16,7 +17,6 @@ from campus_factory.ledger import (
     PilotState,
     Update,
 )
-from campus_factory.providers.base import PilotRequest
 
 E, S = PilotEvent, PilotState
 

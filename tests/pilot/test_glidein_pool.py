@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from campus_factory.assemble import build_factory
 from campus_factory.config import Config, parse_config
-from campus_factory.factory import Factory
 from campus_factory.ledger import PilotState
+from campus_factory.loop.assemble import build_factory
+from campus_factory.loop.factory import Factory
 
 pytestmark = pytest.mark.htcondor
 

@@ -8,9 +8,9 @@ import pytest
 from tests.providers.test_slurm_parsers import ScriptedExecutor
 
 from campus_factory.config import PoolOptions, parse_config
+from campus_factory.domain import PilotRequest
 from campus_factory.errors import NotSupportedError
 from campus_factory.pilot.payload import GlideinBuilder, glidein_for
-from campus_factory.providers.base import PilotRequest
 
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJwIn0.c2ln"
 

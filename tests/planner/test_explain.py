@@ -8,10 +8,9 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from campus_factory.cli.main import cli
-from campus_factory.demand.base import JobGroup
+from campus_factory.domain import JobGroup, PilotRequest
 from campus_factory.ledger import Ledger, PilotEvent, Update
 from campus_factory.planner import MatchCache, SiteSpec, explain_group, explain_plan, group_explanation, plan
-from campus_factory.providers.base import PilotRequest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "campus.toml"

@@ -102,7 +102,7 @@ def test_learned_ad_refines_resources_unless_pinned_or_off() -> None:
 
 
 def test_learned_from_a_real_pilot_ad_changes_matching() -> None:
-    from campus_factory.demand.base import JobGroup
+    from campus_factory.domain import JobGroup
 
     slot = slot_from_ad(pilot_ad("alpha", "alpha-1", cpus=8, memory_mb=15000, used_cpus=2, HasCVMFS=True), NOW)
     assert slot is not None

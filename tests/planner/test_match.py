@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from campus_factory.classads import conjuncts, failed_clauses, parse_ad
-from campus_factory.demand.base import JobGroup
+from campus_factory.domain import JobGroup
 from campus_factory.planner.match import MatchCache, group_key, job_runtime_s
 from campus_factory.planner.slotad import SlotPolicy, build_slot_ad, start_expression
 from campus_factory.planner.types import SiteSpec

@@ -7,7 +7,7 @@ import random
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from campus_factory.demand.base import JobGroup
+from campus_factory.domain import JobGroup
 from campus_factory.planner import MatchCache, PilotView, SiteHealth, SiteSpec, plan
 from campus_factory.planner.types import QUEUED_STATES
 

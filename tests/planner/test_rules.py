@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from campus_factory.demand.base import JobGroup
+from campus_factory.domain import JobGroup
 from campus_factory.planner import MatchCache, PilotView, Plan, SiteHealth, SiteSpec, plan
 from campus_factory.planner.slotad import SlotPolicy, build_slot_ad
 

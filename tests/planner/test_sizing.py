@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from campus_factory.config import SiteConfig
-from campus_factory.demand.base import JobGroup
+from campus_factory.domain import JobGroup
 from campus_factory.planner import PilotView, SitePlan, SiteSpec, plan
 from campus_factory.planner.inputs import site_spec
 from campus_factory.planner.packing import fitted

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from campus_factory.config import parse_config
+from campus_factory.domain import PilotRequest
 from campus_factory.errors import ConfigError, UnsafeValueError
 from campus_factory.providers import build_provider
-from campus_factory.providers.base import JobState, PilotRequest, Submission
+from campus_factory.providers.base import JobState, Submission
 from campus_factory.providers.htcondor_remote import HTCondorRemoteProvider, job_status, submit_description
 from campus_factory.transport.executor import LocalExecutor
 

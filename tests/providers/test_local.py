@@ -7,10 +7,11 @@ import time
 from pathlib import Path
 
 from campus_factory.config import parse_config
-from campus_factory.demand import JobGroup, StaticDemand
-from campus_factory.factory import Factory
+from campus_factory.demand import StaticDemand
+from campus_factory.domain import JobGroup, PilotRequest
 from campus_factory.ledger import Ledger
-from campus_factory.providers.base import JobState, PilotRequest, Submission
+from campus_factory.loop.factory import Factory
+from campus_factory.providers.base import JobState, Submission
 from campus_factory.providers.local import LocalProvider
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from campus_factory.config import parse_config
-from campus_factory.providers.base import JobState, PilotRequest, Submission
+from campus_factory.domain import PilotRequest
+from campus_factory.providers.base import JobState, Submission
 from campus_factory.providers.lsf import LSF_STATES, LsfProvider, parse_bjobs
 from campus_factory.transport.executor import CommandResult
 

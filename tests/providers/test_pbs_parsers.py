@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from campus_factory.config import parse_config
+from campus_factory.domain import PilotRequest
 from campus_factory.errors import ConfigError, UnsafeValueError
-from campus_factory.providers.base import JobState, PilotRequest, Submission
+from campus_factory.providers.base import JobState, Submission
 from campus_factory.providers.pbs import (
     PBS_STATES,
     SLURM_WRAPPER_STATES,

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from campus_factory.config import parse_config
+from campus_factory.domain import PilotRequest
 from campus_factory.errors import ConfigError
-from campus_factory.providers.base import JobState, PilotRequest, Submission, translate_state
+from campus_factory.providers.base import JobState, Submission, translate_state
 from campus_factory.providers.sge import SGE_STATES, SgeProvider, parse_qacct, parse_qstat_xml, sge_key
 from campus_factory.transport.executor import LocalExecutor
 

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from campus_factory.config import BatchOptions, PilotOptions, SiteConfig
+from campus_factory.domain import PilotRequest
 from campus_factory.errors import CommandError, CommandTimeout, ProviderError, SubmitError
-from campus_factory.providers.base import JobState, PilotRequest, Submission
+from campus_factory.providers.base import JobState, Submission
 from campus_factory.providers.slurm import SlurmProvider, parse_sacct, parse_squeue
 from campus_factory.transport.executor import CommandResult
 

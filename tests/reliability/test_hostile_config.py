@@ -25,10 +25,11 @@ from tests.reliability.fakes import HOSTILE, SENTINEL, bash_syntax_ok, run_scrip
 
 from campus_factory.cli.main import cli
 from campus_factory.config import load_config, parse_config
-from campus_factory.demand import JobGroup, StaticDemand
+from campus_factory.demand import StaticDemand
+from campus_factory.domain import JobGroup
 from campus_factory.errors import ConfigError
-from campus_factory.factory import Factory
 from campus_factory.ledger import Ledger
+from campus_factory.loop.factory import Factory
 from campus_factory.pilot.payload import GlideinBuilder
 from campus_factory.providers import build_provider
 from campus_factory.transport.executor import LocalExecutor

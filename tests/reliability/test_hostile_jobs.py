@@ -28,8 +28,8 @@ from tests.reliability.fakes import HOSTILE, PAYLOADS, SENTINEL, RecordingSlurm,
 from campus_factory.config import Config, parse_config
 from campus_factory.demand import StaticDemand
 from campus_factory.demand.htcondor import group_job_ads
-from campus_factory.factory import CycleReport, Factory
 from campus_factory.ledger import Ledger
+from campus_factory.loop.factory import CycleReport, Factory
 from campus_factory.providers.slurm import SlurmProvider
 
 
@@ -168,7 +168,7 @@ def test_non_utf8_and_malformed_ads_are_skipped_with_a_warning(tmp_path: Path, c
 @pytest.mark.parametrize("requirements", ["(((", "TARGET.Memory >", 'strcat("a", ', "Memory >= 100 &&& Cpus"])
 def test_unparsable_requirements_are_reported_not_fatal(tmp_path: Path, requirements: str) -> None:
     """A group whose Requirements text does not parse (e.g. from a demand snapshot) matches nowhere."""
-    from campus_factory.demand import JobGroup
+    from campus_factory.domain import JobGroup
 
     groups = [
         JobGroup("bad", 5, cpus=1, memory_mb=100, disk_mb=0, owner="eve", requirements=requirements),

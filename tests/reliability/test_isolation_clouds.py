@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from campus_factory.config import Config, parse_config
-from campus_factory.demand import JobGroup, StaticDemand
-from campus_factory.factory import CycleReport, Factory
+from campus_factory.demand import StaticDemand
+from campus_factory.domain import JobGroup
 from campus_factory.ledger import Ledger
+from campus_factory.loop.factory import CycleReport, Factory
 from campus_factory.providers.base import Provider
 from campus_factory.providers.ec2 import Ec2Provider
 from campus_factory.providers.fake import FakeProvider

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from campus_factory.config import Config, parse_config
-from campus_factory.demand import JobGroup, StaticDemand
-from campus_factory.factory import CycleReport, Factory
+from campus_factory.demand import StaticDemand
+from campus_factory.domain import JobGroup
 from campus_factory.ledger import Ledger
+from campus_factory.loop.factory import CycleReport, Factory
 from campus_factory.providers.slurm import SlurmProvider
 from campus_factory.transport.executor import CommandResult, LocalExecutor
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from tests.pilot.test_glidein_pool import cycles, glidein_config, job_field, submit
 
-from campus_factory.assemble import build_factory
 from campus_factory.ledger import PilotState
+from campus_factory.loop.assemble import build_factory
 
 pytestmark = pytest.mark.htcondor
 

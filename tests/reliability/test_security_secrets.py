@@ -26,10 +26,11 @@ from tests.reliability.fakes import RecordingSlurm
 
 from campus_factory.api import create_app
 from campus_factory.config import Config, parse_config
-from campus_factory.demand import JobGroup, StaticDemand
-from campus_factory.factory import CycleReport, Factory
+from campus_factory.demand import StaticDemand
+from campus_factory.domain import JobGroup
 from campus_factory.ledger import Ledger
 from campus_factory.logs import JsonFormatter, RedactingFormatter, Redactor
+from campus_factory.loop.factory import CycleReport, Factory
 from campus_factory.pilot.payload import GlideinBuilder
 from campus_factory.providers.slurm import SlurmProvider
 

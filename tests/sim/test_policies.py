@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from campus_factory.demand.base import JobGroup
+from campus_factory.domain import JobGroup
 from campus_factory.planner import PilotView, SiteSpec
 from campus_factory.sim.policies import CobaldController, OriginalRule
 

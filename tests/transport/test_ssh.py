@@ -17,9 +17,10 @@ from tests.providers import conftest as provider_fixtures
 from tests.providers.conftest import Sshd
 
 from campus_factory.config import TransportOptions, parse_config
+from campus_factory.domain import PilotRequest
 from campus_factory.errors import CommandError, CommandTimeout
 from campus_factory.providers import build_provider
-from campus_factory.providers.base import JobState, PilotRequest, Submission
+from campus_factory.providers.base import JobState, Submission
 from campus_factory.providers.slurm import SlurmProvider
 from campus_factory.transport.executor import LocalExecutor
 from campus_factory.transport.ssh import SSHExecutor, remote_command

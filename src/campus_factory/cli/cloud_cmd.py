@@ -12,6 +12,7 @@ import time
 import click
 
 from ..ledger.overrides import SiteOverride, apply_override, clear_override, get_overrides, set_override
+from .context import config_of, ledger_of
 from .render import render_json
 
 __all__ = ["site_scale"]
@@ -35,11 +36,9 @@ def site_scale(
     campus-factory site scale cloud --max 0            drain it: no new pilots, extra ones leave
     campus-factory site scale cloud --clear            back to the config's limits
     """
-    from .main import _config, _ledger
-
-    cfg = _config(ctx)
+    cfg = config_of(ctx)
     site = cfg.site(name)
-    ledger = _ledger(ctx)
+    ledger = ledger_of(ctx)
     factory = cfg.factory.name
     if clear:
         if floor is not None or ceiling is not None:

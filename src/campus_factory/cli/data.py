@@ -6,8 +6,8 @@ import time
 from typing import Any
 
 from ..config import Config
-from ..factory import CycleReport
 from ..ledger import LIVE, Ledger, PilotRecord, PilotState
+from ..loop.factory import CycleReport
 
 __all__ = ["factory_status", "pilot_rows", "report_data", "site_rows"]
 

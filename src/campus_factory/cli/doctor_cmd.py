@@ -7,9 +7,10 @@ import textwrap
 
 import click
 
-from ..doctor import Check
-from ..doctor_io import Doctor
+from ..admin.doctor import Check
+from ..admin.doctor_io import Doctor
 from ..transport.executor import LocalExecutor
+from .context import config_of
 from .render import render_json, render_table
 
 __all__ = ["doctor", "render_checks"]
@@ -57,9 +58,7 @@ def doctor(ctx: click.Context, sites: tuple[str, ...], timeout: float, ledger_ur
 
     Exit status 1 when any check fails.
     """
-    from .main import _config
-
-    cfg = _config(ctx)
+    cfg = config_of(ctx)
     unknown = sorted(set(sites) - {s.name for s in cfg.sites})
     if unknown:
         raise click.BadParameter(f"no site named {', '.join(unknown)} in the config", param_hint="--site")

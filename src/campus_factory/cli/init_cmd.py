@@ -16,10 +16,18 @@ from typing import Any
 
 import click
 
+from ..admin.initconf import (
+    DEFAULT_LEDGER,
+    InitAnswers,
+    SiteAnswers,
+    is_loopback,
+    render_config,
+    same_host_knobs,
+    site_name,
+)
+from ..admin.probe import HostProbe, SchedulerProbe, probe_host
 from ..config import Config, parse_config
-from ..initconf import DEFAULT_LEDGER, InitAnswers, SiteAnswers, is_loopback, render_config, same_host_knobs, site_name
 from ..pilot.poolconfig import central_manager_config, schedd_config
-from ..probe import HostProbe, SchedulerProbe, probe_host
 from ..transport.executor import LocalExecutor
 from .pool_cmd import FILES
 from .render import render_json

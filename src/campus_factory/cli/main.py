@@ -17,10 +17,11 @@ from typing import Any
 
 import click
 
-from ..config import Config, load_config
+from ..config import load_config
 from ..errors import CampusFactoryError, ConfigError
-from ..ledger import Ledger, PilotState
+from ..ledger import PilotState
 from ..planner.explain import explain_plan
+from .context import config_of, ledger_of
 from .data import factory_status, pilot_rows, report_data, site_rows
 from .render import render_json, render_table
 
@@ -45,18 +46,6 @@ class _Group(click.Group):
                 traceback.print_exc()
             click.echo(f"internal error: {type(exc).__name__}: {exc} (run with -v for details)", err=True)
             ctx.exit(1)
-
-
-def _config(ctx: click.Context) -> Config:
-    obj = ctx.find_root().obj
-    if obj.get("config") is None:
-        obj["config"] = load_config(obj["config_path"])
-    cfg: Config = obj["config"]
-    return cfg
-
-
-def _ledger(ctx: click.Context, url: str | None = None) -> Ledger:
-    return Ledger.open(url or _config(ctx).factory.ledger_url)
 
 
 def _emit(data: Any, as_json: bool, columns: list[str] | None = None) -> None:
@@ -147,8 +136,8 @@ def site() -> None:
 @click.pass_context
 def site_list(ctx: click.Context, as_json: bool) -> None:
     """Configured sites, their slot and limits, and their live pilots."""
-    cfg = _config(ctx)
-    _emit(site_rows(cfg, _ledger(ctx)), as_json)
+    cfg = config_of(ctx)
+    _emit(site_rows(cfg, ledger_of(ctx)), as_json)
 
 
 # -- pilot --------------------------------------------------------------------------------
@@ -181,9 +170,9 @@ def pilot_list(
     """Pilots recorded in the ledger, newest first."""
     from ..ledger import LIVE
 
-    cfg = _config(ctx)
+    cfg = config_of(ctx)
     wanted = [PilotState(s) for s in states] if states else (None if show_all else list(LIVE))
-    pilots = _ledger(ctx).pilots(factory=cfg.factory.name, site=site_name, states=wanted, limit=limit)
+    pilots = ledger_of(ctx).pilots(factory=cfg.factory.name, site=site_name, states=wanted, limit=limit)
     _emit(pilot_rows(pilots), as_json)
 
 
@@ -198,7 +187,7 @@ def factory() -> None:
 @click.pass_context
 def factory_status_cmd(ctx: click.Context, as_json: bool) -> None:
     """The last cycle and the pilots by state."""
-    data = factory_status(_config(ctx), _ledger(ctx))
+    data = factory_status(config_of(ctx), ledger_of(ctx))
     if as_json:
         click.echo(render_json(data))
         return
@@ -230,9 +219,9 @@ def factory_run(
     as_json: bool,
 ) -> None:
     """Run the factory: every cycle_interval, observe sites, plan, submit and cancel pilots."""
-    from ..assemble import build_factory
+    from ..loop.assemble import build_factory
 
-    cfg = _config(ctx)
+    cfg = config_of(ctx)
     if not ctx.find_root().obj.get("verbose"):
         from ..logs import configure_logging
 

@@ -17,9 +17,10 @@ from typing import Any
 
 import click
 
-from ..config import Config, load_config, parse_duration
+from ..config import parse_duration
 from ..ledger import Ledger
 from ..ledger.accounting import Accounting, AccountingRow, account
+from .context import config_of
 from .render import render_json, render_table
 
 __all__ = ["COLUMNS", "api", "parse_time", "register_ops", "report", "report_rows"]
@@ -95,14 +96,6 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _config(ctx: click.Context) -> Config:
-    obj = ctx.find_root().obj
-    if obj.get("config") is None:
-        obj["config"] = load_config(obj["config_path"])
-    cfg: Config = obj["config"]
-    return cfg
-
-
 @click.command("report")
 @click.option("--since", default="24h", show_default=True, help="Start of the window (inclusive).")
 @click.option("--until", default="now", show_default=True, help="End of the window (exclusive).")
@@ -126,7 +119,7 @@ def report(ctx: click.Context, since: str, until: str, by: str, fmt: str, ledger
         raise click.BadParameter(str(exc)) from None
     if end <= start:
         raise click.BadParameter(f"the window is empty: --until ({_iso(end)}) must be after --since ({_iso(start)})")
-    cfg = _config(ctx)
+    cfg = config_of(ctx)
     ledger = Ledger.open(ledger_url or cfg.factory.ledger_url)
     try:
         acc = account(
@@ -176,7 +169,7 @@ def api_serve(ctx: click.Context, host: str | None, port: int | None, ledger_url
     from ..api.auth import load_token
     from ..logs import configure_logging
 
-    cfg = _config(ctx)
+    cfg = config_of(ctx)
     verbose = bool(ctx.find_root().obj.get("verbose"))
     level = logging.DEBUG if verbose else getattr(logging, cfg.logging.level.upper())
     token = load_token(cfg.api)

@@ -16,14 +16,15 @@ from typing import Any
 
 import click
 
-from ..config import Config, load_config
-from ..demand.base import JobGroup
+from ..config import Config
+from ..domain import JobGroup
 from ..errors import CampusFactoryError
 from ..planner.core import plan as make_plan
 from ..planner.explain import explain_plan, group_explanation, render_group_explanation
 from ..planner.inputs import pilot_views, site_health_of, site_specs
 from ..planner.match import MatchCache
 from ..planner.types import Plan, SiteSpec
+from .context import config_of
 from .render import render_json
 
 __all__ = ["DryRun", "dry_run", "plan"]
@@ -35,14 +36,6 @@ class DryRun:
     sites: list[SiteSpec]
     plan: Plan
     cache: MatchCache
-
-
-def _config(ctx: click.Context) -> Config:
-    obj = ctx.find_root().obj
-    if obj.get("config") is None:
-        obj["config"] = load_config(obj["config_path"])
-    cfg: Config = obj["config"]
-    return cfg
 
 
 def _demand(cfg: Config, demand_file: str | None) -> list[JobGroup]:
@@ -117,7 +110,7 @@ def _options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _run(ctx: click.Context, kw: dict[str, Any]) -> DryRun:
-    cfg = _config(ctx)
+    cfg = config_of(ctx)
     groups = _demand(cfg, kw["demand_file"])
     return dry_run(
         cfg,

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..pilot.poolconfig import ROUTES, ce_route_config, central_manager_config, schedd_config
+from .context import config_of
 
 __all__ = ["condor_config"]
 
@@ -47,9 +48,7 @@ def condor_config(
 
     Install each where its header says, then run condor_reconfig.
     """
-    from .main import _config
-
-    cfg = _config(ctx)
+    cfg = config_of(ctx)
     texts = {
         "central_manager": central_manager_config(cfg, strict=strict, flock_from=flock_from),
         "schedd": schedd_config(cfg, flock_to=flock_to, default_route=default_route),

@@ -1,6 +1,7 @@
 """Demand: what is waiting in the pool's schedds."""
 
-from .base import DemandSource, JobGroup, group_id_for
+from ..domain import JobGroup, group_id_for
+from .base import DemandSource
 from .fake import FileDemand, StaticDemand
 
 __all__ = ["DemandSource", "FileDemand", "JobGroup", "StaticDemand", "group_id_for"]

@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..domain import JobGroup
 from ..errors import DemandError
-from .base import JobGroup
 
 __all__ = ["FileDemand", "StaticDemand", "groups_from_json"]
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import PoolOptions
+from ..domain import JobGroup, group_id_for
 from ..errors import DemandError
-from .base import JobGroup, group_id_for
 
 __all__ = ["HTCondorDemand", "group_job_ads"]
 

@@ -18,9 +18,9 @@ from sqlalchemy import Engine, create_engine, event, func, or_, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..domain import PilotRequest
 from ..errors import LedgerError
 from ..logs import redact
-from ..providers.base import PilotRequest
 from .models import CycleRow, PilotRow, TransitionRow
 from .states import LIVE, PilotEvent, PilotState, next_state
 

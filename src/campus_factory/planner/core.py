@@ -26,7 +26,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from ..demand.base import JobGroup
+from ..domain import JobGroup
 from .match import MatchCache, MatchOutcome, group_key, job_runtime_s
 from .packing import Shape, SiteBins, per_bin
 from .types import QUEUED_STATES, Cancel, GroupDecision, PilotSize, PilotView, Placement, Plan, SitePlan, SiteSpec

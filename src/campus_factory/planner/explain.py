@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..demand.base import JobGroup
+from ..domain import JobGroup
 from .match import MatchCache
 from .types import Plan, SiteSpec
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..classads import ClassAdError, ParsedAd, failed_clauses, literal, parsed_ad, requirements_met
-from ..demand.base import JobGroup
+from ..domain import JobGroup
 from .slotad import default_slot_ad
 from .types import SiteSpec, SlotAd
 

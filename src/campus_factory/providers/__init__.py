@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..config import PilotOptions, SiteConfig
+from ..domain import PilotRequest
 from ..pilot.payload import GlideinBuilder
 from ..transport.executor import Executor
 from .base import (
@@ -10,7 +11,6 @@ from .base import (
     JobState,
     JobStatus,
     Observation,
-    PilotRequest,
     Provider,
     Submission,
     SubmittedPilot,

@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from ..config import PilotOptions, SiteConfig
+from ..domain import PilotRequest
 from ..errors import (
     CapacityUnavailable,
     ProviderError,
@@ -26,7 +27,7 @@ from ..errors import (
 )
 from ..pilot.cloudinit import CloudPilot, render_user_data
 from ..pilot.glidein import GlideinSpec
-from .base import CancelResult, JobState, JobStatus, Observation, PilotRequest, Submission
+from .base import CancelResult, JobState, JobStatus, Observation, Submission
 
 __all__ = [
     "TAG_FACTORY",

@@ -14,12 +14,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..domain import PilotRequest
+
 __all__ = [
     "CancelResult",
     "JobState",
     "JobStatus",
     "Observation",
-    "PilotRequest",
     "Provider",
     "Submission",
     "SubmittedPilot",
@@ -53,18 +54,6 @@ def translate_state(native: str, table: Mapping[str, JobState], backend: str) ->
         log.warning("%s: unknown job state %r, treated as UNKNOWN", backend, native)
         return JobState.UNKNOWN
     return state
-
-
-@dataclass(frozen=True)
-class PilotRequest:
-    """One pilot to start; ``pilot_id`` is the factory's name for it."""
-
-    pilot_id: str
-    cpus: int
-    memory_mb: int
-    disk_mb: int
-    gpus: int
-    walltime_s: float
 
 
 @dataclass(frozen=True)

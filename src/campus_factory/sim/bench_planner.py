@@ -17,7 +17,7 @@ import statistics
 import time
 from dataclasses import dataclass, replace
 
-from ..demand.base import JobGroup
+from ..domain import JobGroup
 from ..planner.core import plan
 from ..planner.match import MatchCache
 from .synthetic import synthetic_demand, synthetic_pilots, synthetic_sites

@@ -1,6 +1,6 @@
 """The real factory loop on the simulated clock, with a pluggable provisioning policy.
 
-:class:`SimFactory` is :class:`campus_factory.factory.Factory` — the same observe (sites and
+:class:`SimFactory` is :class:`campus_factory.loop.factory.Factory` — the same observe (sites and
 pool), plan inputs (slot ads, health, learned ads), act (submit, cancel) and record (ledger)
 code — through the two hooks the loop offers a simulator:
 
@@ -16,9 +16,10 @@ import itertools
 from collections.abc import Mapping, Sequence
 
 from ..config import Config
-from ..demand.base import DemandSource, JobGroup
-from ..factory import Factory
+from ..demand.base import DemandSource
+from ..domain import JobGroup
 from ..ledger import Ledger
+from ..loop.factory import Factory
 from ..planner import PilotView, Plan, SiteSpec
 from ..pool.base import PoolView
 from ..providers.base import Provider

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from ..demand.base import JobGroup
+from ..domain import JobGroup
 from ..planner import Cancel, MatchCache, PilotView, Plan, SitePlan, SiteSpec, plan
 
 __all__ = ["POLICIES", "CobaldController", "OriginalRule", "PlannerPolicy", "Policy", "make_policy"]

@@ -16,7 +16,7 @@ import random
 from typing import Any
 
 from ..config import parse_config
-from ..demand.base import JobGroup
+from ..domain import JobGroup
 from ..planner.inputs import site_spec
 from ..planner.types import PilotView, SiteSpec
 

@@ -21,8 +21,8 @@ import re
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 
-from .ledger import PilotEvent, PilotRecord, PilotState, Update
-from .providers.base import JobState, JobStatus, Observation
+from ..ledger import PilotEvent, PilotRecord, PilotState, Update
+from ..providers.base import JobState, JobStatus, Observation
 
 __all__ = ["EVENT_OF", "Reconciliation", "reconcile", "tag_pattern"]
 

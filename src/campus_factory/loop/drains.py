@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Sequence
 
-from .errors import CampusFactoryError
-from .ledger import LIVE, Ledger, PilotRecord, PilotState
-from .ledger.controls import DRAIN_PILOT, complete_request, pending_requests
+from ..errors import CampusFactoryError
+from ..ledger import LIVE, Ledger, PilotRecord, PilotState
+from ..ledger.controls import DRAIN_PILOT, complete_request, pending_requests
 
 __all__ = ["Leave", "serve_drain_requests"]
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from campus_factory.ledger import PilotEvent, PilotRecord, PilotState
+from campus_factory.loop.reconcile import reconcile, tag_pattern
 from campus_factory.providers.base import JobState, JobStatus, Observation
-from campus_factory.reconcile import reconcile, tag_pattern
 
 TAG = tag_pattern("cf-f-")
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 
+from ..config import Config, SiteConfig
+from ..ledger.controls import SiteControl
+from ..ledger.overrides import SiteOverride, apply_override
+from ..planner.types import Plan
 from .budget import Ceiling, PilotUsage, UsageRecord, allowed_pilots
-from .config import Config, SiteConfig
-from .ledger.controls import SiteControl
-from .ledger.overrides import SiteOverride, apply_override
-from .planner.types import Plan
 
 __all__ = ["apply_budget", "effective_sites"]
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from campus_factory.config import parse_config
-from campus_factory.demand import JobGroup, StaticDemand
-from campus_factory.factory import Factory
+from campus_factory.demand import StaticDemand
+from campus_factory.domain import JobGroup
 from campus_factory.ledger import Ledger, PilotState
+from campus_factory.loop.factory import Factory
 from campus_factory.providers.base import JobState, Submission
 from campus_factory.providers.fake import FakeProvider
 
@@ -127,7 +128,7 @@ def test_unknown_job_with_our_tag_is_cancelled_and_other_factories_are_left_alon
     f, prov, demand, clock = make(tmp_path, "a")
     stranger = Submission("0123456789", "cf-t1-0123456789", ())
     other = Submission("abcdefabcd", "cf-t1-x-abcdefabcd", ())  # factory "t1-x" shares the prefix
-    from campus_factory.providers.base import PilotRequest
+    from campus_factory.domain import PilotRequest
 
     req = PilotRequest("x-1", 1, 100, 0, 0, 60)
     asyncio.run(prov["a"].submit(Submission(stranger.submission_id, stranger.tag, (req,))))
@@ -140,7 +141,7 @@ def test_unknown_job_with_our_tag_is_cancelled_and_other_factories_are_left_alon
 
 def test_requested_pilot_never_seen_fails_after_grace(tmp_path: Path) -> None:
     f, prov, demand, clock = make(tmp_path, "a")
-    from campus_factory.providers.base import PilotRequest
+    from campus_factory.domain import PilotRequest
 
     f.ledger.record_requests(
         factory="t1",

@@ -10,10 +10,23 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from campus_factory.admin.initconf import (
+    InitAnswers,
+    SiteAnswers,
+    is_loopback,
+    render_config,
+    same_host_knobs,
+    site_name,
+)
+from campus_factory.admin.probe import (
+    parse_lsid,
+    parse_qconf_sql,
+    parse_qstat_queues,
+    parse_scontrol_cluster,
+    parse_sinfo,
+)
 from campus_factory.cli.main import cli
 from campus_factory.config import load_config, parse_config
-from campus_factory.initconf import InitAnswers, SiteAnswers, is_loopback, render_config, same_host_knobs, site_name
-from campus_factory.probe import parse_lsid, parse_qconf_sql, parse_qstat_queues, parse_scontrol_cluster, parse_sinfo
 
 
 def invoke(*args: str, input: str | None = None) -> Result:

@@ -16,15 +16,16 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import Config, SiteConfig
+from ..config import Config, SiteConfig
+from ..domain import PilotRequest
+from ..errors import CampusFactoryError, CommandError
+from ..pilot.script import PilotScript, render_batch_script
+from ..pilot.tokens import PILOT_AUTHZ, pilot_identity, token_argv
+from ..providers import Submission, build_provider
+from ..providers._batch import BatchProvider
+from ..transport.executor import CommandResult, Executor
 from .doctor import PING_LEVELS, Check, PingResult, join_checks, parse_ping, rank_check, token_claims, token_verdict
-from .errors import CampusFactoryError, CommandError
-from .pilot.script import PilotScript, render_batch_script
-from .pilot.tokens import PILOT_AUTHZ, pilot_identity, token_argv
 from .probe import locate_schedds
-from .providers import PilotRequest, Submission, build_provider
-from .providers._batch import BatchProvider
-from .transport.executor import CommandResult, Executor
 
 __all__ = ["Doctor"]
 
@@ -277,7 +278,7 @@ class Doctor:
         url = self.ledger_url
         if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
             return [Check("pilots join", "skip", f"no ledger yet at {url}: the factory has not run")]
-        from .ledger import Ledger
+        from ..ledger import Ledger
 
         try:
             ledger = Ledger.open(url, migrate=False)

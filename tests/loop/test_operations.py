@@ -6,16 +6,17 @@ import asyncio
 from pathlib import Path
 
 from campus_factory.config import parse_config
-from campus_factory.demand import JobGroup, StaticDemand
-from campus_factory.factory import Factory
+from campus_factory.demand import StaticDemand
+from campus_factory.domain import JobGroup
 from campus_factory.ledger import Ledger, PilotState
 from campus_factory.ledger.accounting import pilot_jobs
 from campus_factory.ledger.controls import drain_pilot, pending_requests, set_paused
 from campus_factory.ledger.overrides import set_override
+from campus_factory.loop.factory import Factory
+from campus_factory.loop.usage import JobTracker
 from campus_factory.pool.fake import FakePool
 from campus_factory.pool.htcondor import RunningJob
 from campus_factory.providers.fake import FakeProvider
-from campus_factory.usage import JobTracker
 
 
 class Clock:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from campus_factory.budget import (
+from campus_factory.loop.budget import (
     DAY,
     HOUR,
     Ceiling,

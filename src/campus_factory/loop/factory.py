@@ -23,22 +23,23 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..config import CLOUD_PROVIDERS, Config, SiteConfig
+from ..demand.base import DemandSource
+from ..domain import JobGroup, PilotRequest
+from ..errors import CampusFactoryError, DemandError, PoolError
+from ..ledger import LIVE, CycleRecord, Ledger, PilotEvent, PilotRecord, Update
+from ..ledger.controls import site_controls
+from ..ledger.lease import acquire_lease, current_lease, release_lease
+from ..ledger.overrides import get_overrides
+from ..logs import log_plan
+from ..planner import PilotView, Plan, SiteSpec, plan
+from ..planner.inputs import pilot_views, site_health_of, site_specs
+from ..planner.match import MatchCache
+from ..pool.base import LearnedAds, PilotSlot, PoolView, by_pilot
+from ..pool.offline import OfflineAdPublisher, publish_site_ads
+from ..providers.base import Provider, Submission
 from .adjust import apply_budget, effective_sites
-from .config import CLOUD_PROVIDERS, Config, SiteConfig
-from .demand.base import DemandSource, JobGroup
 from .drains import serve_drain_requests
-from .errors import CampusFactoryError, DemandError, PoolError
-from .ledger import LIVE, CycleRecord, Ledger, PilotEvent, PilotRecord, Update
-from .ledger.controls import site_controls
-from .ledger.lease import acquire_lease, current_lease, release_lease
-from .ledger.overrides import get_overrides
-from .logs import log_plan
-from .planner import PilotView, Plan, SiteSpec, plan
-from .planner.inputs import pilot_views, site_health_of, site_specs
-from .planner.match import MatchCache
-from .pool.base import LearnedAds, PilotSlot, PoolView, by_pilot
-from .pool.offline import OfflineAdPublisher, publish_site_ads
-from .providers.base import PilotRequest, Provider, Submission
 from .reconcile import reconcile, tag_pattern
 from .usage import JobTracker
 

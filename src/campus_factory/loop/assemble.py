@@ -1,18 +1,18 @@
-"""Builds a :class:`~campus_factory.factory.Factory` from a config: the real parts, wired."""
+"""Builds a :class:`~campus_factory.loop.factory.Factory` from a config: the real parts, wired."""
 
 from __future__ import annotations
 
-from .config import Config
-from .demand.base import DemandSource
-from .demand.fake import FileDemand
-from .demand.htcondor import HTCondorDemand
+from ..config import Config
+from ..demand.base import DemandSource
+from ..demand.fake import FileDemand
+from ..demand.htcondor import HTCondorDemand
+from ..ledger import Ledger
+from ..pilot.payload import GlideinBuilder
+from ..pool.htcondor import HTCondorJobs, HTCondorPool
+from ..pool.offline import OfflineAdPublisher
+from ..providers import build_provider
+from ..transport.executor import Executor, LocalExecutor
 from .factory import Factory
-from .ledger import Ledger
-from .pilot.payload import GlideinBuilder
-from .pool.htcondor import HTCondorJobs, HTCondorPool
-from .pool.offline import OfflineAdPublisher
-from .providers import build_provider
-from .transport.executor import Executor, LocalExecutor
 from .usage import JobTracker
 
 __all__ = ["build_factory"]

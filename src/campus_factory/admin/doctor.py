@@ -6,7 +6,7 @@ configured command and tried against the collector with ``condor_ping`` in an en
 holds nothing but that token (``CONDOR_CONFIG=ONLY_ENV``, an empty password directory), so the
 answer is the one a pilot would get. Parsing and verdicts are pure functions (``token_claims``,
 ``parse_ping``, ``token_verdict``, ``join_checks``, ``rank_check``); the I/O lives in
-:mod:`campus_factory.doctor_io`.
+:mod:`campus_factory.admin.doctor_io`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-from .config import Config
-from .ledger import LIVE, PilotRecord, PilotState
+from ..config import Config
+from ..ledger import LIVE, PilotRecord, PilotState
 
 __all__ = [
     "PING_LEVELS",

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from campus_factory.admin.doctor import PingResult, join_checks, parse_ping, rank_check, token_claims, token_verdict
 from campus_factory.cli.main import cli
 from campus_factory.config import parse_config
-from campus_factory.doctor import PingResult, join_checks, parse_ping, rank_check, token_claims, token_verdict
 from campus_factory.ledger import PilotRecord, PilotState
 
 NOW = 1_800_000_000.0

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import CommandError
-from .transport.executor import CommandResult, Executor
+from ..errors import CommandError
+from ..transport.executor import CommandResult, Executor
 
 __all__ = [
     "BATCH_COMMANDS",

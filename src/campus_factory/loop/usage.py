@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from .ledger import Ledger
-from .ledger.accounting import JobRun, open_job_runs, record_pilot_jobs
-from .pool.htcondor import RunningJob
+from ..ledger import Ledger
+from ..ledger.accounting import JobRun, open_job_runs, record_pilot_jobs
+from ..pool.htcondor import RunningJob
 
 __all__ = ["JobSource", "JobTracker"]
 

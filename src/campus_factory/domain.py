@@ -1,0 +1,57 @@
+"""Data types that several layers share, below all of them.
+
+A job group is what :mod:`~campus_factory.demand` produces and the planner, the simulator and
+the loop consume; a pilot request is what the planner's plan turns into, what providers start
+and what the ledger records. Keeping them here lets the planner stay free of every I/O module
+and the ledger free of providers (``tests/test_layout.py`` checks those import rules).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = ["JobGroup", "PilotRequest", "group_id_for"]
+
+
+@dataclass(frozen=True)
+class JobGroup:
+    """Idle jobs that look the same to a matchmaker.
+
+    ``requirements`` is the job's Requirements expression as ClassAd text; ``attributes`` holds
+    the other attributes a site's START expression may look at (ClassAd text per attribute).
+    """
+
+    group_id: str
+    count: int
+    cpus: int = 1
+    memory_mb: int = 1024
+    disk_mb: int = 1024
+    gpus: int = 0
+    owner: str = ""
+    requirements: str = "true"
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    schedd: str = ""
+    jobs: tuple[str, ...] = ()
+
+    def __hash__(self) -> int:
+        return hash(self.group_id)
+
+
+def group_id_for(*parts: object) -> str:
+    """A short stable id for a group's significant attributes."""
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()
+    return f"g{digest[:10]}"
+
+
+@dataclass(frozen=True)
+class PilotRequest:
+    """One pilot to start; ``pilot_id`` is the factory's name for it."""
+
+    pilot_id: str
+    cpus: int
+    memory_mb: int
+    disk_mb: int
+    gpus: int
+    walltime_s: float
