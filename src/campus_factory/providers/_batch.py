@@ -13,6 +13,7 @@ import posixpath
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import ClassVar
 
 from ..config import PilotOptions, SiteConfig
@@ -44,8 +45,13 @@ class BatchProvider(ABC):
     #: (Slurm: sacct, then sacct -c). True: each command looks up some of the jobs (qacct -j and
     #: tracejob take one job each): all are run and their findings merged; a timeout stops them.
     accounting_merge: ClassVar[bool] = False
-    #: False: the scheduler has no QOS, and a configured ``batch.qos`` is refused
-    has_qos: ClassVar[bool] = True
+    #: the directives that name the site's queue, account and QOS (``batch.partition``,
+    #: ``batch.account``, ``batch.qos``), each a format over the checked value; a key left out is
+    #: a request the scheduler does not have, and a configured value for it is refused
+    queue_directives: ClassVar[Mapping[str, str]] = {"partition": "-q {}", "account": "-A {}"}
+    #: accounting is asked once per array (the job id up to this separator: SGE ``7.1`` -> ``7``,
+    #: LSF ``5[2]`` -> ``5``), or once per job when None
+    accounting_array_separator: ClassVar[str | None] = None
     #: False: the array variable is not a number outside arrays (SGE: "undefined", LSF: 0 with
     #: base 1); one-pilot submissions then read a variable nobody sets and take their only id
     index_outside_arrays: ClassVar[bool] = True
@@ -65,15 +71,15 @@ class BatchProvider(ABC):
         self.factory_name = factory_name
         self.glidein = glidein
         self._work_dir_ready = False
-        if site.batch.qos and not self.has_qos:
+        if site.batch.qos and "qos" not in self.queue_directives:
             raise ConfigError(
                 f"sites[{site.name}].batch.qos: {self.backend.upper()} has no QOS; use partition (the queue)"
             )
 
     # -- declarations ---------------------------------------------------------------------
     @abstractmethod
-    def directives(self, submission: Submission) -> list[str]:
-        """Scheduler options of the batch script, one directive each."""
+    def job_directives(self, submission: Submission) -> list[str]:
+        """The job's own options (name, output, shape, walltime, array), one directive each."""
 
     @abstractmethod
     def submit_argv(self, submission: Submission) -> list[str]:
@@ -91,17 +97,38 @@ class BatchProvider(ABC):
     def parse_queue(self, stdout: str) -> list[JobStatus]:
         """Parse the queue listing."""
 
-    @abstractmethod
-    def accounting_argvs(self, job_ids: Sequence[str]) -> list[list[str]]:
-        """Accounting commands to try in order for jobs gone from the queue (may be empty)."""
-
-    @abstractmethod
-    def parse_accounting(self, stdout: str) -> list[JobStatus]:
-        """Parse an accounting listing."""
+    def accounting_argv(self, key: str) -> list[str]:
+        """The accounting command for one job (or one array, see ``accounting_array_separator``)."""
+        raise NotImplementedError(f"{self.backend} declares no accounting command")
 
     @abstractmethod
     def cancel_argvs(self, job_ids: Sequence[str], graceful: bool) -> list[list[str]]:
         """Cancel commands to try in order until one succeeds."""
+
+    # -- what the declarations make ----------------------------------------------------------
+    def directives(self, submission: Submission) -> list[str]:
+        """Scheduler options of the batch script: the job's own, then the site's queue, account
+        and QOS as :attr:`queue_directives` declares them, then ``batch.extra_directives``."""
+        batch = self.config.batch
+        site = [
+            fmt.format(self.word(value, key))
+            for key, fmt in self.queue_directives.items()
+            if (value := getattr(batch, key))
+        ]
+        return [*self.job_directives(submission), *site, *batch.extra_directives]
+
+    def accounting_argvs(self, job_ids: Sequence[str]) -> list[list[str]]:
+        """Accounting commands for jobs gone from the queue: one per job or array, all run and
+        merged (``accounting_merge``), or alternatives tried in order (may be empty)."""
+        if self.config.batch.accounting == "none":
+            return []
+        sep = self.accounting_array_separator
+        keys = dict.fromkeys(j.split(sep, 1)[0] if sep else j for j in job_ids)
+        return [self.accounting_argv(k) for k in keys]
+
+    def parse_accounting(self, stdout: str) -> list[JobStatus]:
+        """Parse an accounting listing; by default it reads like the queue listing."""
+        return [replace(s, from_accounting=True) for s in self.parse_queue(stdout)]
 
     # -- optional hooks (the defaults keep the original behaviour) ---------------------------
     def script_path(self, submission: Submission) -> str | None:

@@ -113,10 +113,11 @@ class LsfProvider(BatchProvider):
     array_base = 1
     state_table: ClassVar[Mapping[str, JobState]] = LSF_STATES
     accounting_merge = True
-    has_qos = False
     index_outside_arrays = False
+    queue_directives: ClassVar[Mapping[str, str]] = {"partition": "-q {}", "account": "-P {}"}
+    accounting_array_separator = "["
 
-    def directives(self, submission: Submission) -> list[str]:
+    def job_directives(self, submission: Submission) -> list[str]:
         batch = self.config.batch
         first = submission.pilots[0]
         n = len(submission.pilots)
@@ -135,11 +136,6 @@ class LsfProvider(BatchProvider):
             out += ["-wa TERM", f"-wt {math.floor(margin / 60)}"]
         if first.gpus:
             out.append(f'-gpu "num={first.gpus}"')
-        if batch.partition:
-            out.append(f"-q {self.word(batch.partition, 'partition')}")
-        if batch.account:
-            out.append(f"-P {self.word(batch.account, 'account')}")
-        out.extend(batch.extra_directives)
         return out
 
     def submit_argv(self, submission: Submission) -> list[str]:
@@ -170,14 +166,8 @@ class LsfProvider(BatchProvider):
     def parse_queue(self, stdout: str) -> list[JobStatus]:
         return parse_bjobs(stdout)
 
-    def accounting_argvs(self, job_ids: Sequence[str]) -> list[list[str]]:
-        if self.config.batch.accounting == "none":
-            return []
-        numbers = dict.fromkeys(j.split("[", 1)[0] for j in job_ids)
-        return [self._bjobs(n) for n in numbers]
-
-    def parse_accounting(self, stdout: str) -> list[JobStatus]:
-        return parse_bjobs(stdout, accounting=True)
+    def accounting_argv(self, key: str) -> list[str]:
+        return self._bjobs(key)
 
     def cancel_argvs(self, job_ids: Sequence[str], graceful: bool) -> list[list[str]]:
         bkill = [self.command("bkill"), *job_ids]

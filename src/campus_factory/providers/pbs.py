@@ -209,7 +209,6 @@ class PbsProvider(BatchProvider):
     array_base = 0
     state_table: ClassVar[Mapping[str, JobState]] = PBS_STATES
     accounting_merge = True
-    has_qos = False
     #: how arrays are asked for ("" when the dialect has none the factory can observe)
     array_option: ClassVar[str] = "-J"
 
@@ -219,7 +218,7 @@ class PbsProvider(BatchProvider):
         gpus = f":ngpus={p.gpus}" if p.gpus else ""
         return [f"-l select=1:ncpus={p.cpus}:mem={p.memory_mb}mb{gpus}"]
 
-    def directives(self, submission: Submission) -> list[str]:
+    def job_directives(self, submission: Submission) -> list[str]:
         batch = self.config.batch
         n = len(submission.pilots)
         out = [
@@ -231,11 +230,6 @@ class PbsProvider(BatchProvider):
         ]
         if n > 1:
             out.append(f"{self.array_option} 0-{n - 1}")
-        if batch.partition:
-            out.append(f"-q {self.word(batch.partition, 'partition')}")
-        if batch.account:
-            out.append(f"-A {self.word(batch.account, 'account')}")
-        out.extend(batch.extra_directives)
         return out
 
     def submit_argv(self, submission: Submission) -> list[str]:
@@ -260,16 +254,9 @@ class PbsProvider(BatchProvider):
             return parse_qstat_json(stdout, self.state_table)
         return parse_qstat_full(stdout, self.state_table)
 
-    def accounting_argvs(self, job_ids: Sequence[str]) -> list[list[str]]:
-        if self.config.batch.accounting == "none":
-            return []
+    def accounting_argv(self, key: str) -> list[str]:
         fmt = ["-F", "json"] if self.config.batch.json_output else []
-        return [[self.command("qstat"), "-x", "-f", *fmt, j] for j in job_ids]
-
-    def parse_accounting(self, stdout: str) -> list[JobStatus]:
-        if stdout.lstrip().startswith("{"):
-            return parse_qstat_json(stdout, self.state_table, accounting=True)
-        return parse_qstat_full(stdout, self.state_table, accounting=True)
+        return [self.command("qstat"), "-x", "-f", *fmt, key]
 
     # -- cancel -----------------------------------------------------------------------------
     def cancel_argvs(self, job_ids: Sequence[str], graceful: bool) -> list[list[str]]:
@@ -297,10 +284,8 @@ class TorqueProvider(PbsProvider):
     def queue_argv(self) -> list[str]:
         return [self.command("qstat"), "-f", "-t"]  # Torque's -x means XML, not history
 
-    def accounting_argvs(self, job_ids: Sequence[str]) -> list[list[str]]:
-        if self.config.batch.accounting == "none":
-            return []
-        return [[self.command("tracejob"), "-q", "-n", "3", j] for j in job_ids]
+    def accounting_argv(self, key: str) -> list[str]:
+        return [self.command("tracejob"), "-q", "-n", "3", key]
 
     def parse_accounting(self, stdout: str) -> list[JobStatus]:
         return parse_tracejob(stdout)

@@ -152,8 +152,8 @@ class SgeProvider(BatchProvider):
     array_base = 1
     state_table: ClassVar[Mapping[str, JobState]] = SGE_STATES
     accounting_merge = True
-    has_qos = False
     index_outside_arrays = False
+    accounting_array_separator = "."
 
     def __init__(
         self,
@@ -170,7 +170,7 @@ class SgeProvider(BatchProvider):
                 "set gpus = 0 and name the site's complex in batch.extra_directives"
             )
 
-    def directives(self, submission: Submission) -> list[str]:
+    def job_directives(self, submission: Submission) -> list[str]:
         batch = self.config.batch
         first = submission.pilots[0]
         n = len(submission.pilots)
@@ -188,11 +188,6 @@ class SgeProvider(BatchProvider):
             out.append(f"-l {self.word(batch.sge_memory_complex, 'memory complex')}={per_slot}M")
         if n > 1:
             out.append(f"-t 1-{n}")
-        if batch.partition:
-            out.append(f"-q {self.word(batch.partition, 'partition')}")
-        if batch.account:
-            out.append(f"-A {self.word(batch.account, 'account')}")
-        out.extend(batch.extra_directives)
         return out
 
     def submit_argv(self, submission: Submission) -> list[str]:
@@ -213,11 +208,8 @@ class SgeProvider(BatchProvider):
     def parse_queue(self, stdout: str) -> list[JobStatus]:
         return parse_qstat_xml(stdout)
 
-    def accounting_argvs(self, job_ids: Sequence[str]) -> list[list[str]]:
-        if self.config.batch.accounting == "none":
-            return []
-        numbers = dict.fromkeys(j.split(".", 1)[0] for j in job_ids)
-        return [[self.command("qacct"), "-j", n] for n in numbers]
+    def accounting_argv(self, key: str) -> list[str]:
+        return [self.command("qacct"), "-j", key]
 
     def parse_accounting(self, stdout: str) -> list[JobStatus]:
         return parse_qacct(stdout)

@@ -10,7 +10,8 @@ are cancelled with plain ``scancel``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
 
 from ._batch import BatchProvider
 from .base import JobState, JobStatus, Submission, translate_state
@@ -119,8 +120,13 @@ class SlurmProvider(BatchProvider):
     array_index_var = "SLURM_ARRAY_TASK_ID"
     array_base = 0
     state_table = SLURM_STATES
+    queue_directives: ClassVar[Mapping[str, str]] = {
+        "partition": "--partition={}",
+        "account": "--account={}",
+        "qos": "--qos={}",
+    }
 
-    def directives(self, submission: Submission) -> list[str]:
+    def job_directives(self, submission: Submission) -> list[str]:
         first = submission.pilots[0]
         batch = self.config.batch
         n = len(submission.pilots)
@@ -141,13 +147,6 @@ class SlurmProvider(BatchProvider):
         margin = int(min(batch.term_margin, first.walltime_s / 2, 65535))
         if margin > 0:
             out.append(f"--signal=B:TERM@{margin}")
-        if batch.partition:
-            out.append(f"--partition={batch.partition}")
-        if batch.account:
-            out.append(f"--account={batch.account}")
-        if batch.qos:
-            out.append(f"--qos={batch.qos}")
-        out.extend(batch.extra_directives)
         return out
 
     def submit_argv(self, submission: Submission) -> list[str]:
