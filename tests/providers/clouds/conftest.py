@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,10 @@ from typing import Any
 
 import pytest
 from tests.conftest import free_port_range, service_unavailable
+
+from campus_factory.config import Config, SiteConfig, parse_config
+from campus_factory.domain import PilotRequest
+from campus_factory.providers.base import Submission
 
 HERE = Path(__file__).parent
 MIMIC_VENV = Path("/tmp/campus-factory-mimic-venv")
@@ -264,3 +269,64 @@ def nova(mimic_server: Mimic, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     for s in left:
         mimic_server.delete(s["id"])
     assert not left, f"servers left in mimic: {[(s['id'], s['name'], s['status']) for s in left]}"
+
+
+# -- configs and submissions the cloud tests share ---------------------------------------------
+def cloud_config(tmp_path: Path, name: str, site: dict[str, Any], **cloud: Any) -> Config:
+    """A factory ``name`` with one cloud site: ``site`` over small 1-core pilot defaults, its
+    ``cloud`` table updated with ``cloud``."""
+    return parse_config(
+        {
+            "factory": {
+                "name": name,
+                "ledger_url": f"sqlite:///{tmp_path}/ledger.sqlite",
+                "cycle_interval": 1,
+                "submission_grace": 30,
+            },
+            "pilot": {"payload": "command", "command": ["sleep", "infinity"]},
+            "sites": [
+                {
+                    "walltime": "1h",
+                    "idle_timeout": 1,
+                    "slot": {"cpus": 1, "memory_mb": 100, "disk_mb": 0},
+                    "limits": {"max_pilots": 4, "max_queued": 4, "max_submit_per_cycle": 4},
+                    **site,
+                    "cloud": {**site["cloud"], **cloud},
+                }
+            ],
+        }
+    )
+
+
+def ec2_config(tmp_path: Path, ec2: MotoServer, name: str, **cloud: Any) -> Config:
+    """Site ``cloud`` on the moto server: t3.micro instances of its first image, 3 attempts."""
+    cloud_table = {
+        "endpoint_url": ec2.url,
+        "image": ec2.image(),
+        "instance_type": "t3.micro",
+        "max_attempts": 3,
+        "request_timeout": 10,
+    }
+    return cloud_config(
+        tmp_path, name, {"name": "cloud", "provider": "ec2", "cost_per_core_hour": 0.05, "cloud": cloud_table}, **cloud
+    )
+
+
+def openstack_config(tmp_path: Path, nova: Mimic, name: str, **cloud: Any) -> Config:
+    """Site ``os1`` on mimic (region ORD), from a clouds.yaml written into ``tmp_path``."""
+    cloud_table = {
+        "credentials_file": str(nova.clouds_yaml(tmp_path / "clouds.yaml")),
+        "profile": "mimic",
+        "region": "ORD",
+        "image": "img-pilot",
+        "instance_type": "512MB Standard Instance",
+        "request_timeout": 10,
+    }
+    return cloud_config(tmp_path, name, {"name": "os1", "provider": "openstack", "cloud": cloud_table}, **cloud)
+
+
+def cloud_submission(site: SiteConfig, factory: str, n: int) -> Submission:
+    """``n`` 1-core pilots of ``site`` in one submission tagged for ``factory``."""
+    sub = uuid.uuid4().hex[:10]
+    pilots = tuple(PilotRequest(f"{site.name}-{uuid.uuid4().hex[:10]}", 1, 100, 0, 0, 3600.0) for _ in range(n))
+    return Submission(sub, f"cf-{factory}-{sub}", pilots)

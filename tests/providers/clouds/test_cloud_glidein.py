@@ -26,9 +26,9 @@ import pytest
 import yaml
 from tests.pilot.test_glidein_pool import SAME_HOST, job_field, submit
 
-from campus_factory.assemble import build_factory
 from campus_factory.config import Config, parse_config
 from campus_factory.ledger import PilotState
+from campus_factory.loop.assemble import build_factory
 from campus_factory.pilot.cloudinit import SCRIPT_PATH
 
 pytestmark = [pytest.mark.ec2, pytest.mark.htcondor]

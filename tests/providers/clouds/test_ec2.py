@@ -5,60 +5,21 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.providers.clouds.conftest import cloud_submission, ec2_config
 
-from campus_factory.config import Config, SiteConfig, parse_config
-from campus_factory.demand import JobGroup, StaticDemand
 from campus_factory.errors import CapacityUnavailable, QuotaExceeded, ThrottledError
-from campus_factory.factory import Factory
-from campus_factory.ledger import Ledger, PilotState
-from campus_factory.providers.base import JobState, PilotRequest, Submission
+from campus_factory.providers.base import JobState
 from campus_factory.providers.ec2 import Ec2Provider, ec2_state
 
 pytestmark = pytest.mark.ec2
 
 
-def make_config(tmp_path: Path, ec2, name: str, **cloud: Any) -> Config:
-    return parse_config(
-        {
-            "factory": {
-                "name": name,
-                "ledger_url": f"sqlite:///{tmp_path}/ledger.sqlite",
-                "cycle_interval": 1,
-                "submission_grace": 30,
-            },
-            "pilot": {"payload": "command", "command": ["sleep", "infinity"]},
-            "sites": [
-                {
-                    "name": "cloud",
-                    "provider": "ec2",
-                    "walltime": "1h",
-                    "idle_timeout": 1,
-                    "cost_per_core_hour": 0.05,
-                    "slot": {"cpus": 1, "memory_mb": 100, "disk_mb": 0},
-                    "limits": {"max_pilots": 4, "max_queued": 4, "max_submit_per_cycle": 4},
-                    "cloud": {
-                        "endpoint_url": ec2.url,
-                        "image": ec2.image(),
-                        "instance_type": "t3.micro",
-                        "max_attempts": 3,
-                        "request_timeout": 10,
-                        **cloud,
-                    },
-                }
-            ],
-        }
-    )
-
-
-def submission(site: SiteConfig, factory: str, n: int) -> Submission:
-    sub = uuid.uuid4().hex[:10]
-    pilots = tuple(PilotRequest(f"cloud-{uuid.uuid4().hex[:10]}", 1, 100, 0, 0, 3600.0) for _ in range(n))
-    return Submission(sub, f"cf-{factory}-{sub}", pilots)
+make_config = ec2_config
+submission = cloud_submission
 
 
 def provider(tmp_path: Path, ec2, name: str = "t", **cloud: Any) -> Ec2Provider:
@@ -174,46 +135,3 @@ def test_state_table(name: str, code: str, leave: str | None, expected: JobState
     if leave:
         inst["Tags"] = [{"Key": "cf-leave", "Value": leave}]
     assert ec2_state(inst)[0] is expected
-
-
-class CrashAfterRunInstances(Ec2Provider):
-    """RunInstances reaches EC2, then the factory 'dies' before the ledger hears of it."""
-
-    class Crash(BaseException):
-        pass
-
-    async def submit(self, submission: Submission):  # type: ignore[override]
-        out = await super().submit(submission)
-        raise self.Crash([s.job_id for s in out])
-
-
-def test_restart_after_a_crash_adopts_and_leaks_nothing(tmp_path: Path, ec2) -> None:
-    name = "cr" + uuid.uuid4().hex[:6]
-    cfg = make_config(tmp_path, ec2, name, orphan_grace=0)  # strangers go at once
-    site = cfg.sites[0]
-    demand = StaticDemand([JobGroup("g", 2, cpus=1, memory_mb=100, disk_mb=0)])
-
-    def factory(p: Ec2Provider) -> Factory:
-        return Factory(cfg, Ledger.open(cfg.factory.ledger_url), demand, {"cloud": p})
-
-    with pytest.raises(CrashAfterRunInstances.Crash):
-        asyncio.run(factory(CrashAfterRunInstances(site, cfg.pilot, name)).run_once())
-    assert len(ec2.instances()) == 2
-    f = factory(Ec2Provider(site, cfg.pilot, name))
-    assert [p.state for p in f.ledger.pilots(factory=name)] == [PilotState.REQUESTED] * 2
-    # a stranger carrying our tags (a submission the ledger never recorded) must not survive
-    stranger = asyncio.run(f.providers["cloud"].submit(submission(site, name, 1)))[0].job_id
-    r = asyncio.run(f.run_once())
-    assert r.adopted == 2 and r.submitted == 0 and r.orphans_cancelled == 1, r
-    live = f.ledger.live_pilots(name)
-    assert sorted(p.job_id or "" for p in live) == sorted(i["InstanceId"] for i in ec2.instances())
-    assert stranger not in {i["InstanceId"] for i in ec2.instances()}
-    # demand gone: the pilots leave after idle_timeout; the ledger ends them, EC2 has none left
-    demand.groups = []
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and f.ledger.live_pilots(name):
-        asyncio.run(f.run_once())
-        time.sleep(0.5)
-    assert f.ledger.live_pilots(name) == []
-    assert ec2.instances() == []
-    assert {p.state for p in f.ledger.pilots(factory=name)} == {PilotState.ENDED}

@@ -20,8 +20,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from campus_factory.config import parse_config
+from campus_factory.domain import PilotRequest
 from campus_factory.errors import ConfigError, NotSupportedError, QuotaExceeded, ThrottledError
-from campus_factory.providers.base import JobState, PilotRequest, Submission
+from campus_factory.providers.base import JobState, Submission
 from campus_factory.providers.kubernetes import KubernetesProvider, pod_manifest
 
 NS = "pilots"

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from campus_factory.config import parse_config
+from campus_factory.domain import PilotRequest
 from campus_factory.errors import QuotaExceeded, ThrottledError
-from campus_factory.providers.base import JobState, PilotRequest, Submission
+from campus_factory.providers.base import JobState, Submission
 from campus_factory.providers.libcloud import LibcloudProvider
 
 pytestmark = pytest.mark.ec2

@@ -4,61 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.providers.clouds.conftest import cloud_submission, openstack_config
 
-from campus_factory.config import Config, SiteConfig, parse_config
-from campus_factory.demand import JobGroup, StaticDemand
 from campus_factory.errors import QuotaExceeded, SubmitError, ThrottledError
-from campus_factory.factory import Factory
-from campus_factory.ledger import Ledger, PilotState
-from campus_factory.providers.base import JobState, PilotRequest, Submission
+from campus_factory.providers.base import JobState
 from campus_factory.providers.openstack import OpenStackProvider
 
 pytestmark = pytest.mark.openstack
 
 
-def make_config(tmp_path: Path, nova, name: str, **cloud: Any) -> Config:
-    return parse_config(
-        {
-            "factory": {
-                "name": name,
-                "ledger_url": f"sqlite:///{tmp_path}/ledger.sqlite",
-                "cycle_interval": 1,
-                "submission_grace": 30,
-            },
-            "pilot": {"payload": "command", "command": ["sleep", "infinity"]},
-            "sites": [
-                {
-                    "name": "os1",
-                    "provider": "openstack",
-                    "walltime": "1h",
-                    "idle_timeout": 1,
-                    "slot": {"cpus": 1, "memory_mb": 100, "disk_mb": 0},
-                    "limits": {"max_pilots": 4, "max_queued": 4, "max_submit_per_cycle": 4},
-                    "cloud": {
-                        "credentials_file": str(nova.clouds_yaml(tmp_path / "clouds.yaml")),
-                        "profile": "mimic",
-                        "region": "ORD",
-                        "image": "img-pilot",
-                        "instance_type": "512MB Standard Instance",
-                        "request_timeout": 10,
-                        **cloud,
-                    },
-                }
-            ],
-        }
-    )
-
-
-def submission(site: SiteConfig, factory: str, n: int) -> Submission:
-    sub = uuid.uuid4().hex[:10]
-    pilots = tuple(PilotRequest(f"os1-{uuid.uuid4().hex[:10]}", 1, 100, 0, 0, 3600.0) for _ in range(n))
-    return Submission(sub, f"cf-{factory}-{sub}", pilots)
+make_config = openstack_config
+submission = cloud_submission
 
 
 def provider(tmp_path: Path, nova, name: str = "t") -> OpenStackProvider:
@@ -142,42 +102,6 @@ def test_quota_and_rate_limit_errors(tmp_path: Path, nova) -> None:
     with pytest.raises(QuotaExceeded):
         asyncio.run(p.submit(submission(p.config, "t", 2)))
     assert nova.servers() == []
-
-
-class CrashAfterCreate(OpenStackProvider):
-    class Crash(BaseException):
-        pass
-
-    async def submit(self, submission: Submission):  # type: ignore[override]
-        out = await super().submit(submission)
-        raise self.Crash([s.job_id for s in out])
-
-
-def test_restart_after_a_crash_adopts_and_leaks_nothing(tmp_path: Path, nova) -> None:
-    name = "cr" + uuid.uuid4().hex[:6]
-    cfg = make_config(tmp_path, nova, name, orphan_grace=0)  # strangers go at once
-    site = cfg.sites[0]
-    demand = StaticDemand([JobGroup("g", 2, cpus=1, memory_mb=100, disk_mb=0)])
-
-    def factory(p: OpenStackProvider) -> Factory:
-        return Factory(cfg, Ledger.open(cfg.factory.ledger_url), demand, {"os1": p})
-
-    with pytest.raises(CrashAfterCreate.Crash):
-        asyncio.run(factory(CrashAfterCreate(site, cfg.pilot, name)).run_once())
-    assert len(nova.servers()) == 2
-    f = factory(OpenStackProvider(site, cfg.pilot, name))
-    stranger = asyncio.run(f.providers["os1"].submit(submission(site, name, 1)))[0].job_id
-    r = asyncio.run(f.run_once())
-    assert r.adopted == 2 and r.submitted == 0 and r.orphans_cancelled == 1, r
-    assert sorted(p.job_id or "" for p in f.ledger.live_pilots(name)) == sorted(s["id"] for s in nova.servers())
-    assert stranger not in {s["id"] for s in nova.servers()}
-    demand.groups = []
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and f.ledger.live_pilots(name):
-        asyncio.run(f.run_once())
-        time.sleep(0.5)
-    assert f.ledger.live_pilots(name) == [] and nova.servers() == []
-    assert {p.state for p in f.ledger.pilots(factory=name)} == {PilotState.ENDED}
 
 
 TOKEN = "eyJhbGciOiJIUzI1NiIsImtpZCI6IlBPT0wifQ.eyJzdWIiOiJwaWxvdCJ9.c2lnbmF0dXJl"
