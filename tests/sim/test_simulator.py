@@ -13,12 +13,14 @@ import pytest
 
 from campus_factory.classads import ad_text, matches, parse_ad
 from campus_factory.config import parse_config
+from campus_factory.domain import PilotRequest
 from campus_factory.errors import ConfigError
-from campus_factory.providers.base import JobState, PilotRequest, Submission
+from campus_factory.planner.match import job_attributes
+from campus_factory.providers.base import JobState, Submission
 from campus_factory.providers.fake import FakeJob
 from campus_factory.sim.engine import SimResult, Simulation
 from campus_factory.sim.policies import POLICIES, make_policy
-from campus_factory.sim.pool import job_ad_attributes, slot_ad_attributes
+from campus_factory.sim.pool import slot_ad_attributes
 from campus_factory.sim.report import summarize
 from campus_factory.sim.scenario import demo_scenario, load_scenario, scenario_from_dict
 from campus_factory.sim.sites import SimSite, SiteModel
@@ -51,7 +53,7 @@ def test_a_job_only_ever_runs_on_a_pilot_whose_slot_matches_it(ours: SimResult) 
         job = ours.jobs[run_.job]
         key = (id(job.group), run_.site)
         if key not in checked:
-            ad = parse_ad(ad_text(job_ad_attributes(job.group.template)))
+            ad = parse_ad(ad_text(job_attributes(job.group.template)))
             checked[key] = matches(slots[run_.site], ad) and matches(ad, slots[run_.site])
         assert checked[key], f"job {run_.job} ran at {run_.site} whose slot does not match it"
     assert len(checked) > 5

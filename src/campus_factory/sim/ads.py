@@ -1,4 +1,5 @@
-"""The ClassAds the simulated pool matches: a job group's job ad and a site's slot ad.
+"""The slot ad the simulated pool matches jobs against (a job's ad is the planner's own
+:func:`~campus_factory.planner.match.job_attributes`, so both judge the same ad).
 
 The slot ad is the one the site's config declares (the largest pilot at a site sizing pilots to
 demand); what a smaller pilot accepts beyond it is judged numerically by :mod:`.pool`.
@@ -6,29 +7,11 @@ demand); what a smaller pilot accepts beyond it is judged numerically by :mod:`.
 
 from __future__ import annotations
 
-from ..classads import literal
 from ..config import SiteConfig
-from ..demand.base import JobGroup
 from ..planner import build_slot_ad
 from ..planner.inputs import slot_policy
 
-__all__ = ["job_ad_attributes", "slot_ad_attributes"]
-
-
-def job_ad_attributes(g: JobGroup) -> list[tuple[str, str]]:
-    """The job ClassAd a schedd would hold for a job of the group (Disk in KiB)."""
-    out = [
-        ("MyType", '"Job"'),
-        ("TargetType", '"Machine"'),
-        ("RequestCpus", str(g.cpus)),
-        ("RequestMemory", str(g.memory_mb)),
-        ("RequestDisk", str(g.disk_mb * 1024)),
-        ("RequestGPUs", str(g.gpus)),
-        ("Owner", literal(g.owner)),
-    ]
-    out.extend(sorted(g.attributes.items()))
-    out.append(("Requirements", g.requirements.strip() or "true"))
-    return out
+__all__ = ["slot_ad_attributes"]
 
 
 def slot_ad_attributes(site: SiteConfig) -> list[tuple[str, str]]:

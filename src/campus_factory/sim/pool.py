@@ -26,12 +26,13 @@ from dataclasses import dataclass, field, replace
 
 from ..classads import ClassAdError, ParsedAd, parsed_ad, requirements_met
 from ..config import SiteConfig
-from ..demand.base import JobGroup, group_id_for
+from ..domain import JobGroup, group_id_for
+from ..planner.match import job_attributes
 from ..pool.base import PilotSlot
-from .ads import job_ad_attributes, slot_ad_attributes
+from .ads import slot_ad_attributes
 from .workloads import JobSpec
 
-__all__ = ["JobRun", "SimJob", "SimPilot", "SimPool", "job_ad_attributes", "slot_ad_attributes"]
+__all__ = ["JobRun", "SimJob", "SimPilot", "SimPool", "slot_ad_attributes"]
 
 Schedule = Callable[[float, Callable[[], None]], None]
 
@@ -185,7 +186,7 @@ class SimPool:
             self.match_evaluations += 1
             if group.ad is None:
                 try:
-                    group.ad = parsed_ad(job_ad_attributes(group.template))
+                    group.ad = parsed_ad(job_attributes(group.template))
                 except ClassAdError:
                     group.ad = ParsedAd(None, None, False)
             slot = self._slot_ad(site)
