@@ -44,7 +44,7 @@ def test_wheel_contains_package_data(wheel: Path) -> None:
         "campus_factory/ledger/migrations/script.py.mako",
         "campus_factory/api/static/index.html",
         "campus_factory/cli/init_cmd.py",
-        "campus_factory/doctor.py",
+        "campus_factory/admin/doctor.py",
     ):
         assert required in names, required
     versions = [n for n in names if n.startswith("campus_factory/ledger/migrations/versions/") and n.endswith(".py")]

@@ -194,7 +194,17 @@ def test_a_finished_pilot_is_reported_completed(tmp_path: Path, setup: tuple[Bac
     p = provider(make_config(tmp_path, case, service, name, command=["sleep", "1"]), case)
     (job,) = asyncio.run(p.submit(submission(case, name, 1)))
     assert job.job_id.isdigit()
-    obs = wait_for(p, [job.job_id], name, lambda o: o.statuses[job.job_id].state.finished, 40)
+    # SGE writes its accounting record a few seconds after the job leaves qstat: until then the
+    # job reads GONE for a moment, so wait for the record itself where the backend has one
+    obs = wait_for(
+        p,
+        [job.job_id],
+        name,
+        lambda o: (
+            o.statuses[job.job_id].state.finished and o.statuses[job.job_id].from_accounting is case.from_accounting
+        ),
+        40,
+    )
     st = obs.statuses[job.job_id]
     assert st.state is JobState.COMPLETED and st.from_accounting is case.from_accounting, st
     if case.from_accounting:

@@ -175,7 +175,8 @@ def test_cloud_pilot_joins_runs_a_cloud_only_job_and_powers_off(
         states = [t.to_state for t in f.ledger.transitions(pilot.pilot_id)]
         assert PilotState.JOINED in states and pilot.state is PilotState.ENDED, (states, pilot.reason)
         assert pilot.joined_at is not None and pilot.ended_at is not None
-        (instance,) = ec2.instances(live_only=False)
+        # moto keeps the terminated instances of earlier tests: only this pilot's own
+        (instance,) = [i for i in ec2.instances(live_only=False) if i["InstanceId"] == pilot.job_id]
         assert instance["State"]["Name"] == "terminated"
         assert instance["StateReason"]["Code"] == "Client.InstanceInitiatedShutdown"
         console = guests.console()
