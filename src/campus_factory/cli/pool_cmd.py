@@ -23,6 +23,7 @@ FILES = {
 @click.option("--strict", is_flag=True, help="Pilots are the pool's only startds: accept startd ads by IDTOKENS only.")
 @click.option("--flock-from", multiple=True, metavar="HOST", help="Schedd host of another pool flocking here (repeat).")
 @click.option("--flock-to", is_flag=True, help="Make the schedds flock idle jobs to pool.collector.")
+@click.option("--campus", metavar="NAME", help="The pool.flock_from entry the schedd file is for (when several).")
 @click.option(
     "--default-route",
     type=click.Choice(list(ROUTES)),
@@ -37,6 +38,7 @@ def condor_config(
     strict: bool,
     flock_from: tuple[str, ...],
     flock_to: bool,
+    campus: str | None,
     default_route: str,
 ) -> None:
     """Write the HTCondor configuration the pool needs.
@@ -47,13 +49,18 @@ def condor_config(
     60-campus-factory-ce-routes.conf HTCondor-CE JobRouter routes doing the same
 
     Install each where its header says, then run condor_reconfig.
+    Flocking (docs/routes.md): --flock-from on the factory pool's central manager, --flock-to on
+    the campus schedds; both authorize the IDTOKEN identities of pool.flock_from, never hosts.
     """
     cfg = config_of(ctx)
-    texts = {
-        "central_manager": central_manager_config(cfg, strict=strict, flock_from=flock_from),
-        "schedd": schedd_config(cfg, flock_to=flock_to, default_route=default_route),
-        "ce": ce_route_config(cfg),
-    }
+    try:
+        texts = {
+            "central_manager": central_manager_config(cfg, strict=strict, flock_from=flock_from),
+            "schedd": schedd_config(cfg, flock_to=flock_to, default_route=default_route, campus=campus),
+            "ce": ce_route_config(cfg),
+        }
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     if output_dir is None:
         for key, text in texts.items():
             click.echo(f"### {FILES[key]}")

@@ -15,7 +15,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from ..errors import ConfigError
 from ._base import Duration, _nul_path, _Section, parse_duration
-from .factory import ApiOptions, FactoryOptions, LoggingOptions, PilotOptions, PoolOptions, TokenOptions
+from .factory import ApiOptions, FactoryOptions, FlockSource, LoggingOptions, PilotOptions, PoolOptions, TokenOptions
 from .site import (
     CLOUD_PROVIDERS,
     BatchOptions,
@@ -38,6 +38,7 @@ __all__ = [
     "Config",
     "Duration",
     "FactoryOptions",
+    "FlockSource",
     "IsolationOptions",
     "LoggingOptions",
     "PilotOptions",

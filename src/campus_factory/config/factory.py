@@ -2,13 +2,78 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, model_validator
 
 from ._base import _NAME, Duration, _check_env_names, _Section
 
-__all__ = ["ApiOptions", "FactoryOptions", "LoggingOptions", "PilotOptions", "PoolOptions", "TokenOptions"]
+__all__ = [
+    "ApiOptions",
+    "FactoryOptions",
+    "FlockSource",
+    "LoggingOptions",
+    "PilotOptions",
+    "PoolOptions",
+    "TokenOptions",
+]
+
+#: an HTCondor authenticated identity, user@domain, matched in full
+_IDENTITY = r"^[A-Za-z0-9_.-]{1,64}@[A-Za-z0-9_.-]{1,128}\Z"
+_ADDRESS = r"^[A-Za-z0-9_.:\[\]-]{1,255}$"  # pydantic patterns are Rust regexes: $ is the very end
+
+
+class FlockSource(_Section):
+    """A pool whose schedds flock idle jobs to this one (the Campus Grid Factory topology).
+
+    The factory reads the idle jobs of ``schedds`` (located through ``collector``, the campus
+    pool's collector) and plans pilots only for the jobs no slot of the campus pool could run:
+    each job group is matched against the campus pool's own slot ads, taken as if empty.
+    """
+
+    name: str = Field(pattern=_NAME, description="Label of the campus pool (logs, doctor, condor-config --campus).")
+    collector: str = Field(pattern=_ADDRESS, description="Address of the campus pool's collector.")
+    schedds: tuple[str, ...] = Field(
+        min_length=1, description="Names of the campus schedds that flock here (their Name in the campus collector)."
+    )
+    schedd_identity: str = Field(
+        "flock-{name}@campus-factory",
+        description="Identity of those schedds at this pool's collector ({name} is replaced): an IDTOKEN this "
+        "pool mints for them with ADVERTISE_SCHEDD; `condor-config --flock-from` allows exactly it.",
+    )
+    negotiator_identity: str = Field(
+        "negotiator@{name}",
+        description="Identity of this pool's negotiator at the campus schedds ({name} is replaced): an IDTOKEN "
+        "the campus pool mints with NEGOTIATOR, kept in the central manager's tokens.d; "
+        "`condor-config --flock-to` allows exactly it in ALLOW_NEGOTIATOR_SCHEDD.",
+    )
+    wait_for_campus: Duration | None = Field(
+        None,
+        ge=0,
+        le=30 * 86400,
+        description="Jobs some campus slot could run are left to the campus pool; with this set, such a job "
+        "idle for longer than it counts as demand too (the campus is full). Unset: never.",
+    )
+
+    @model_validator(mode="after")
+    def _identities(self) -> FlockSource:
+        for label in ("schedd_identity", "negotiator_identity"):
+            value = getattr(self, label).replace("{name}", self.name)
+            if not re.match(_IDENTITY, value):
+                raise ValueError(f"{label} {value!r} is not an identity of the form user@domain")
+        for s in self.schedds:
+            if not re.match(r"^[A-Za-z0-9_.@-]{1,255}\Z", s):
+                raise ValueError(f"schedd name {s!r}: letters, digits, '_', '.', '@', '-' only")
+        return self
+
+    @property
+    def schedd_id(self) -> str:
+        return self.schedd_identity.replace("{name}", self.name)
+
+    @property
+    def negotiator_id(self) -> str:
+        return self.negotiator_identity.replace("{name}", self.name)
 
 
 class PoolOptions(_Section):
@@ -33,6 +98,18 @@ class PoolOptions(_Section):
     offline_match_window: Duration = Field(
         300.0, gt=0, description="A negotiator match of an offline ad counts as demand for this long."
     )
+    flock_from: tuple[FlockSource, ...] = Field(
+        (),
+        description="Campus pools whose schedds flock to this pool: their idle jobs that no campus slot could "
+        "run are demand too (see docs/routes.md, 'A separate factory pool').",
+    )
+
+    @model_validator(mode="after")
+    def _unique_flock_sources(self) -> PoolOptions:
+        names = [f.name for f in self.flock_from]
+        if len(names) != len(set(names)):
+            raise ValueError("pool.flock_from: each campus pool needs its own name")
+        return self
 
 
 class FactoryOptions(_Section):

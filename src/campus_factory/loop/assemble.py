@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..config import Config
 from ..demand.base import DemandSource
 from ..demand.fake import FileDemand
+from ..demand.flocking import CombinedDemand, FlockedDemand
 from ..demand.htcondor import HTCondorDemand
 from ..ledger import Ledger
 from ..pilot.payload import GlideinBuilder
@@ -31,6 +32,8 @@ def build_factory(
     """
     ledger = Ledger.open(ledger_url or config.factory.ledger_url)
     demand: DemandSource = FileDemand(demand_file) if demand_file else HTCondorDemand(config.pool)
+    if config.pool.flock_from and not demand_file:  # campus schedds flock here: their unmatched jobs too
+        demand = CombinedDemand(demand, FlockedDemand(config.pool))
     run = executor or LocalExecutor()
     glidein = GlideinBuilder(config.pool, config.pilot, run, config.factory.name)
     providers = {s.name: build_provider(s, config.pilot, run, config.factory.name, glidein) for s in config.sites}

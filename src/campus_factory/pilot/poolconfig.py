@@ -2,6 +2,7 @@
 
 Two files: one for the central manager (security for pilots, the negotiator's rank of offline
 ads, flocking in), one for the schedds users submit to (routes as job transforms, flocking out).
+Flocking between pools is authorized by IDTOKEN identities (``pool.flock_from``), never by host.
 Routes implement the seed's "jobmanager-cloud" with a job attribute::
 
     +CampusFactoryRoute = "cloud-only"    # only pilots with IsCloudNode
@@ -17,15 +18,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..config import Config
+from ..config import Config, FlockSource
 
 __all__ = [
     "CLOUD_ONLY",
+    "FLOCK_SCHEDD_AUTHZ",
+    "NEGOTIATOR_AUTHZ",
     "NO_CLOUD",
     "ROUTES",
     "PoolConfigFiles",
     "ce_route_config",
     "central_manager_config",
+    "flock_from_lines",
+    "flock_source",
+    "flock_to_lines",
     "route_requirement",
     "schedd_config",
 ]
@@ -39,6 +45,16 @@ PRE_JOB_RANK = (
     "(10000000 * My.Rank) + (1000000 * (RemoteOwner =?= UNDEFINED)) - (100000 * Cpus) - Memory"
     " - 1000000000 * (Offline =?= True)"
 )
+
+
+#: what a campus schedd does at the factory pool's collector (submitter ads; locating the negotiator)
+FLOCK_SCHEDD_AUTHZ = ("ADVERTISE_SCHEDD", "READ")
+#: what the factory pool's negotiator does at a campus schedd
+NEGOTIATOR_AUTHZ = ("NEGOTIATOR", "READ")
+
+
+def _mint(identity: str, authz: Sequence[str]) -> str:
+    return f"condor_token_create -identity {identity} " + " ".join(f"-authz {a}" for a in authz)
 
 
 def route_requirement(route: str) -> str | None:
@@ -61,7 +77,11 @@ def _identity_pattern(config: Config) -> str:
 
 
 def central_manager_config(config: Config, *, strict: bool = False, flock_from: Sequence[str] = ()) -> str:
-    """For the collector/negotiator host. ``strict``: pilots are the only startds of the pool."""
+    """For the collector/negotiator host. ``strict``: pilots are the only startds of the pool.
+
+    ``flock_from``: hosts of campus schedds that flock here; they are authorized by the IDTOKEN
+    identities of ``pool.flock_from`` (``schedd_identity``), never by host.
+    """
     pilots = _identity_pattern(config)
     methods = "IDTOKENS" if strict else "IDTOKENS, $(SEC_DEFAULT_AUTHENTICATION_METHODS)"
     allow = pilots if strict else f"$(ALLOW_DAEMON), {pilots}"
@@ -86,19 +106,81 @@ def central_manager_config(config: Config, *, strict: bool = False, flock_from: 
         f"NEGOTIATOR_PRE_JOB_RANK = {PRE_JOB_RANK}",
     ]
     if flock_from:
-        hosts = ", ".join(flock_from)
-        lines += [
-            "",
-            "## Schedds of other pools that flock to this one.",
-            f"FLOCK_FROM = $(FLOCK_FROM) {hosts}",
-            f"ALLOW_WRITE_COLLECTOR = $(ALLOW_WRITE_COLLECTOR) {hosts}",
-            f"ALLOW_NEGOTIATOR_SCHEDD = $(ALLOW_NEGOTIATOR_SCHEDD) {hosts}",
-        ]
+        lines += flock_from_lines(config, flock_from, strict=strict)
     return "\n".join(lines) + "\n"
 
 
-def schedd_config(config: Config, *, flock_to: bool = False, default_route: str = "transparent") -> str:
-    """For the schedds users submit to: routes as job transforms, and flocking out."""
+def flock_from_lines(config: Config, hosts: Sequence[str], *, strict: bool) -> list[str]:
+    """Central manager: campus schedds advertise submitter ads here, with their IDTOKEN only."""
+    sources = config.pool.flock_from
+    if not sources:
+        raise ValueError(
+            "flocking in needs the campus pools in the config: add a [[pool.flock_from]] entry (name, "
+            "collector, schedds) for each; see docs/routes.md"
+        )
+    methods = "IDTOKENS" if strict else "IDTOKENS, $(SEC_DEFAULT_AUTHENTICATION_METHODS)"
+    idents = ", ".join(s.schedd_id for s in sources)
+    lines = [
+        "",
+        "## Schedds of other pools that flock to this one (pool.flock_from). They authenticate with an",
+        "## IDTOKEN this pool mints, and only their identities may advertise submitter ads. Mint each here",
+        "## and install it on the campus submit host in SEC_TOKEN_SYSTEM_DIRECTORY (mode 600):",
+    ]
+    lines += [f"##   {_mint(s.schedd_id, FLOCK_SCHEDD_AUTHZ)} > flock-{s.name}" for s in sources]
+    lines += [
+        "## This pool's negotiator authenticates at the campus schedds with the IDTOKEN each campus mints",
+        "## for it (on the campus central manager), installed here in SEC_TOKEN_SYSTEM_DIRECTORY (mode 600):",
+    ]
+    lines += [f"##   {_mint(s.negotiator_id, NEGOTIATOR_AUTHZ)} > negotiator-{s.name}" for s in sources]
+    lines += [
+        "## The pools need different TRUST_DOMAINs: a daemon presents the token whose issuer is the peer's.",
+        f"FLOCK_FROM = $(FLOCK_FROM) {', '.join(hosts)}",
+        "SEC_ADVERTISE_SCHEDD_AUTHENTICATION = REQUIRED",
+        f"SEC_ADVERTISE_SCHEDD_AUTHENTICATION_METHODS = {methods}",
+        f"ALLOW_ADVERTISE_SCHEDD = $(ALLOW_DAEMON), {idents}",
+    ]
+    return lines
+
+
+def flock_to_lines(config: Config, source: FlockSource) -> list[str]:
+    """Campus schedd: flock to the factory pool; its negotiator is allowed by its token identity."""
+    return [
+        "",
+        "## Idle jobs flock to the pool the pilots join.",
+        f"FLOCK_TO = $(FLOCK_TO) {config.pool.collector}",
+        f"## That pool's negotiator authenticates here as {source.negotiator_id}, with the IDTOKEN this",
+        "## (campus) pool mints for it on its central manager, installed on the factory's central manager:",
+        f"##   {_mint(source.negotiator_id, NEGOTIATOR_AUTHZ)} > negotiator-{source.name}",
+        "## This schedd authenticates at that pool's collector with the IDTOKEN the factory pool mints for it",
+        f"## ({source.schedd_id}; ADVERTISE_SCHEDD), installed here in SEC_TOKEN_SYSTEM_DIRECTORY (mode 600).",
+        "## If this host sets ALLOW_NEGOTIATOR_SCHEDD already, add the identity to it instead.",
+        "SEC_NEGOTIATOR_AUTHENTICATION = REQUIRED",
+        "SEC_NEGOTIATOR_AUTHENTICATION_METHODS = IDTOKENS, $(SEC_DEFAULT_AUTHENTICATION_METHODS)",
+        f"ALLOW_NEGOTIATOR_SCHEDD = $(ALLOW_NEGOTIATOR), {source.negotiator_id}",
+    ]
+
+
+def flock_source(config: Config, name: str | None) -> FlockSource | None:
+    """The ``pool.flock_from`` entry a campus schedd file is for (None: not flocking)."""
+    sources = config.pool.flock_from
+    if name is not None:
+        for s in sources:
+            if s.name == name:
+                return s
+        raise ValueError(f"no [[pool.flock_from]] entry named {name!r} (have: {', '.join(s.name for s in sources)})")
+    if len(sources) > 1:
+        raise ValueError(f"several campus pools flock here ({', '.join(s.name for s in sources)}): name one")
+    return sources[0] if sources else None
+
+
+def schedd_config(
+    config: Config, *, flock_to: bool = False, default_route: str = "transparent", campus: str | None = None
+) -> str:
+    """For the schedds users submit to: routes as job transforms, and flocking out.
+
+    With ``flock_to`` and a ``pool.flock_from`` entry (``campus`` names it when there are
+    several), the factory pool's negotiator is authorized by its IDTOKEN identity.
+    """
     route_requirement(default_route)
     lines = [
         "# campus-factory: schedd configuration (generated by `campus-factory condor-config`).",
@@ -126,11 +208,13 @@ def schedd_config(config: Config, *, flock_to: bool = False, default_route: str 
             "@end",
         ]
     if flock_to:
-        lines += [
-            "",
-            "## Idle jobs flock to the pool the pilots join.",
-            f"FLOCK_TO = $(FLOCK_TO) {config.pool.collector}",
-        ]
+        source = flock_source(config, campus)
+        if source is None:
+            raise ValueError(
+                "flocking out needs the campus pool in the config: add a [[pool.flock_from]] entry (name, "
+                "collector, schedds); its negotiator_identity is what this schedd will allow"
+            )
+        lines += flock_to_lines(config, source)
     return "\n".join(lines) + "\n"
 
 
