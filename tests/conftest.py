@@ -12,7 +12,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -235,10 +235,18 @@ USE_PID_NAMESPACES = False
 
 @contextlib.contextmanager
 def personal_pool(
-    label: str, daemons: str, extra_config: str = "", wait_for: tuple[str, ...] = ("-schedd",)
+    label: str,
+    daemons: str,
+    extra_config: str = "",
+    wait_for: tuple[str, ...] = ("-schedd",),
+    *,
+    port: int | None = None,
+    before_start: Callable[[Path], None] | None = None,
 ) -> Iterator[tuple[Path, int, dict[str, str]]]:
     """Start a personal pool under /tmp (mode 755: jobs run as `nobody`); yields (base dir, collector
-    port, client environment) once ``condor_status`` lists every daemon kind in ``wait_for``."""
+    port, client environment) once ``condor_status`` lists every daemon kind in ``wait_for``.
+    ``port``: the collector's (default: a free one); ``before_start(local_dir)`` runs before the
+    master starts (e.g. to install tokens in ``local_dir/tokens.d``)."""
     prefix = condor_prefix()
     if prefix is None:
         pytest.skip("no HTCondor binaries (condor_master on PATH, $CAMPUS_FACTORY_CONDOR_PREFIX or /opt/condor)")
@@ -250,12 +258,14 @@ def personal_pool(
     local = base / "local"
     for d in ("log", "spool", "execute", "lock", "run", "passwords.d", "tokens.d"):
         (local / d).mkdir(parents=True, exist_ok=True)
-    port = free_port_range(1)
+    port = port or free_port_range(1)
     config_file = base / "condor_config"
     config_file.write_text(
         BASE_POOL_CONFIG.format(prefix=prefix, local=local, port=port, daemons=daemons) + extra_config
     )
     env = {"CONDOR_CONFIG": str(config_file), "PATH": f"{prefix}/bin:{prefix}/sbin:{os.environ.get('PATH', '')}"}
+    if before_start is not None:
+        before_start(local)
     master = subprocess.Popen(
         [str(prefix / "sbin" / "condor_master"), "-f"],
         env={**os.environ, **env},

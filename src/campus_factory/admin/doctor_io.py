@@ -75,7 +75,7 @@ class Doctor:
             env["CONDOR_CONFIG"] = "ONLY_ENV"
         return env
 
-    async def _run(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> CommandResult | str:
+    async def run_command(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> CommandResult | str:
         try:
             return await self.executor.run(argv, timeout=self.timeout, env=env)
         except CommandError as exc:
@@ -85,7 +85,7 @@ class Doctor:
         """A knob's value as a running daemon sees it (``condor_config_val -addr``): (value, error)."""
         if not address:
             return None, "its address is unknown"
-        res = await self._run([self.tool("condor_config_val"), "-addr", address, knob], self.condor_env())
+        res = await self.run_command([self.tool("condor_config_val"), "-addr", address, knob], self.condor_env())
         if isinstance(res, str):
             return None, res
         if not res.ok:
@@ -131,6 +131,9 @@ class Doctor:
                 f"(it knows: {', '.join(sorted(names)) or 'none'})",
                 "Fix pool.schedds (the schedds' Name attribute: `condor_status -schedd -af Name`).",
             )
+        if not names and self.config.pool.flock_from:
+            campus = ", ".join(s.name for s in self.config.pool.flock_from)
+            return Check("schedds", "ok", f"no schedd in this pool: the demand is what flocks here from {campus}")
         if not names:
             return Check("schedds", "warn", "the collector lists no schedd: the factory will see no demand")
         return Check("schedds", "ok", f"demand is read from {', '.join(sorted(wanted or names))}")
@@ -161,7 +164,7 @@ class Doctor:
             claims = token_claims(token)
         except ValueError as exc:
             return Check(name, "fail", f"the token command printed something that is not a token ({exc})", mint_hint)
-        pings = await self._ping(token) if self.reachable else []
+        pings = await self.ping(token) if self.reachable else []
         allow: dict[str, str | None] = {}
         for p in pings:
             if p.kind == "denied":
@@ -177,8 +180,8 @@ class Doctor:
             now=self.now,
         )
 
-    async def _ping(self, token: str) -> list[PingResult]:
-        """condor_ping each level with nothing but ``token`` (as a pilot would)."""
+    async def ping(self, token: str, levels: Sequence[str] = PING_LEVELS) -> list[PingResult]:
+        """condor_ping each level at the collector with nothing but ``token`` (as a pilot would)."""
         out = []
         with tempfile.TemporaryDirectory(prefix="cf-doctor-") as tmp:
             tokens, empty = Path(tmp) / "tokens.d", Path(tmp) / "empty"
@@ -195,9 +198,9 @@ class Doctor:
                 "_CONDOR_SEC_CLIENT_AUTHENTICATION_METHODS": "IDTOKENS",
             }
             ping = self.tool("condor_ping")
-            for level in PING_LEVELS:
+            for level in levels:
                 argv = [ping, "-pool", self.config.pool.collector, "-type", "collector", "-verbose", level]
-                res = await self._run(argv, env)
+                res = await self.run_command(argv, env)
                 text = res if isinstance(res, str) else res.stdout + "\n" + res.stderr
                 out.append(parse_ping(level, text))
         return out
@@ -346,6 +349,10 @@ class Doctor:
         checks = [await self.check_collector()]
         if self.reachable:
             checks.append(await self.check_schedds())
+        if self.config.pool.flock_from:
+            from .flocking import flock_checks
+
+            checks.extend(await flock_checks(self, self.config))
         glidein_sites = [s for s in sites if self.config.joins_pool(s)]
         if glidein_sites:
             seen: set[str] = set()
