@@ -186,3 +186,46 @@ def test_init_against_real_slurm(slurm_cluster, tmp_path: Path, monkeypatch: pyt
     assert checks[f"site [{site.name}] submit"]["status"] == "ok", checks
     assert checks["collector"]["status"] == "fail" and r.exit_code == 1  # nothing listens on port 9
     assert os.environ["SLURM_CONF"] == slurm_cluster.conf
+
+
+def test_a_factory_pool_that_a_campus_flocks_to(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--flock-from-collector: the config names the campus pool, each file goes to its side."""
+    monkeypatch.setenv("PATH", str(fake_bin(tmp_path, {})))
+    monkeypatch.delenv("CONDOR_CONFIG", raising=False)
+    out = tmp_path / "out"
+    args = [
+        "init",
+        "--non-interactive",
+        "--collector",
+        "127.0.0.1:9",
+        "--provider",
+        "local",
+        "--output-dir",
+        str(out),
+        "--ledger-url",
+        f"sqlite:///{tmp_path}/ledger.sqlite",
+        "--timeout",
+        "3",
+        "--flock-from-collector",
+        "127.0.0.1:7",
+    ]
+    r = invoke(*args)  # the campus collector does not answer: which schedd flocks is a question
+    assert r.exit_code == 2 and "--flock-schedd" in r.output and "127.0.0.1:7 did not answer" in r.output
+
+    r = invoke(*args, "--flock-schedd", "submit@campus.example.edu", "--campus-name", "physics", "--strict", "--json")
+    assert r.exit_code == 0, r.output
+    result = json.loads(r.output)
+    cfg = load_config(out / "campus.toml")
+    (src,) = cfg.pool.flock_from
+    assert (src.name, src.collector, src.schedds) == ("physics", "127.0.0.1:7", ("submit@campus.example.edu",))
+    cm = (out / "condor" / "60-campus-factory.conf").read_text()
+    assert "FLOCK_FROM = $(FLOCK_FROM) campus.example.edu" in cm
+    assert "ALLOW_ADVERTISE_SCHEDD = $(ALLOW_DAEMON), flock-physics@campus-factory" in cm
+    schedd = (out / "condor" / "61-campus-factory-routes.conf").read_text()
+    assert "FLOCK_TO = $(FLOCK_TO) 127.0.0.1:9" in schedd and "negotiator@physics" in schedd
+    on = {i["on"] for i in result["install"]}
+    assert "the campus submit hosts (submit@campus.example.edu)" in on
+    token = next(i for i in result["install"] if "condor_token_create" in i["file"])
+    assert "-identity flock-physics@campus-factory -authz ADVERTISE_SCHEDD" in token["file"]
+    assert any("campus pool physics: collector 127.0.0.1:7" in line for line in result["found"])
+    assert invoke("config", "check", str(out / "campus.toml")).exit_code == 0

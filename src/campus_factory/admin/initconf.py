@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "DEFAULT_LEDGER",
+    "FlockAnswers",
     "InitAnswers",
     "SiteAnswers",
     "is_loopback",
@@ -42,6 +43,16 @@ class SiteAnswers:
 
 
 @dataclass(frozen=True)
+class FlockAnswers:
+    """A campus pool whose schedds flock to the pool the pilots join (``pool.flock_from``)."""
+
+    name: str
+    collector: str
+    schedds: tuple[str, ...]
+    found: tuple[str, ...] = ()  # every schedd its collector lists
+
+
+@dataclass(frozen=True)
 class InitAnswers:
     collector: str
     site: SiteAnswers
@@ -55,6 +66,7 @@ class InitAnswers:
     found: tuple[str, ...] = ()
     schedds: tuple[str, ...] = ()
     other_sites: tuple[SiteAnswers, ...] = ()
+    flock: FlockAnswers | None = None
 
 
 def site_name(text: str, fallback: str) -> str:
@@ -149,6 +161,29 @@ def _site_lines(site: SiteAnswers) -> list[str]:
     return lines
 
 
+def _flock_lines(f: FlockAnswers) -> list[str]:
+    others = [s for s in f.found if s not in f.schedds]
+    more = f" (its collector also lists: {', '.join(others)})" if others else ""
+    return [
+        "",
+        "# A campus pool whose schedds flock to this pool (the Campus Grid Factory topology). Its idle",
+        "# jobs that no campus slot could run are demand; the jobs the campus pool can run are left to it.",
+        "[[pool.flock_from]]",
+        "# Label of the campus pool.",
+        f"name = {_s(f.name)}",
+        "# The campus pool's collector.",
+        f"collector = {_s(f.collector)}",
+        f"# The campus schedds that flock here{more}.",
+        f"schedds = {_array(f.schedds)}",
+        "# Their identity at this pool's collector (a token this pool mints; condor-config --flock-from allows it).",
+        '# schedd_identity = "flock-{name}@campus-factory"',
+        "# This pool's negotiator's identity at the campus schedds (condor-config --flock-to allows it).",
+        '# negotiator_identity = "negotiator@{name}"',
+        "# Campus-runnable jobs idle for longer than this count as demand too; unset: never.",
+        '# wait_for_campus = "30m"',
+    ]
+
+
 def render_config(answers: InitAnswers, *, generated_at: str) -> str:
     """The config text; ``generated_at`` goes into the header."""
     a = answers
@@ -169,6 +204,7 @@ def render_config(answers: InitAnswers, *, generated_at: str) -> str:
         f"collector = {_s(a.collector)}",
         f"# Schedds whose idle jobs count as demand; empty: every schedd the collector knows{found_schedds}.",
         "schedds = []",
+        *(_flock_lines(a.flock) if a.flock else []),
         "",
         "[factory]",
         "# Tags every pilot this factory starts; two factories that share a site need different names.",

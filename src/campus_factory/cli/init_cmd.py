@@ -18,6 +18,7 @@ import click
 
 from ..admin.initconf import (
     DEFAULT_LEDGER,
+    FlockAnswers,
     InitAnswers,
     SiteAnswers,
     is_loopback,
@@ -25,9 +26,9 @@ from ..admin.initconf import (
     same_host_knobs,
     site_name,
 )
-from ..admin.probe import HostProbe, SchedulerProbe, probe_host
+from ..admin.probe import HostProbe, SchedulerProbe, locate_schedds, probe_host
 from ..config import Config, parse_config
-from ..pilot.poolconfig import central_manager_config, schedd_config
+from ..pilot.poolconfig import FLOCK_SCHEDD_AUTHZ, central_manager_config, schedd_config
 from ..transport.executor import LocalExecutor
 from .pool_cmd import FILES
 from .render import render_json
@@ -136,8 +137,28 @@ def _choose_provider(host: HostProbe, opts: dict[str, Any], asker: _Asker) -> tu
     return provider, probe
 
 
-def resolve_answers(host: HostProbe, opts: dict[str, Any], *, interactive: bool) -> InitAnswers:
-    """Merge flags and probe findings; ask (or fail naming the flag) for what is missing."""
+def _flock_answers(opts: dict[str, Any], found: tuple[str, ...] | str, asker: _Asker) -> FlockAnswers | None:
+    """The campus pool that flocks here (``--flock-from-collector``); ``found``: the schedds its
+    collector lists, or why it could not be asked."""
+    collector = opts.get("flock_from_collector")
+    if not collector:
+        return None
+    listed = found if isinstance(found, tuple) else ()
+    schedds = tuple(opts.get("flock_schedds") or ()) or listed
+    if not schedds:
+        why = f"did not answer ({found})" if isinstance(found, str) else "lists no schedd"
+        schedds = (asker.ask("Campus schedd", "--flock-schedd", f"the campus collector {collector} {why}"),)
+    return FlockAnswers(opts.get("campus_name") or "campus", collector, schedds, listed)
+
+
+def resolve_answers(
+    host: HostProbe, opts: dict[str, Any], *, interactive: bool, campus: tuple[str, ...] | str = ()
+) -> InitAnswers:
+    """Merge flags and probe findings; ask (or fail naming the flag) for what is missing.
+
+    ``campus``: the schedds the campus collector (``--flock-from-collector``) lists, or why it
+    could not be asked.
+    """
     asker = _Asker(interactive)
     pool = host.pool
     collector = opts.get("collector") or pool.collector
@@ -161,6 +182,16 @@ def resolve_answers(host: HostProbe, opts: dict[str, Any], *, interactive: bool)
         found.append("no batch system: none of sbatch, qsub, bsub is on PATH")
     if pool.condor_prefix:
         found.append(f"HTCondor installed under {pool.condor_prefix}")
+    flock = _flock_answers(opts, campus, asker)
+    if flock is not None:
+        listed = (
+            ", ".join(flock.found)
+            if flock.found
+            else f"no schedd ({campus})"
+            if isinstance(campus, str)
+            else "no schedd"
+        )
+        found.append(f"campus pool {flock.name}: collector {flock.collector} lists {listed}")
     return InitAnswers(
         collector=collector,
         site=site,
@@ -174,6 +205,7 @@ def resolve_answers(host: HostProbe, opts: dict[str, Any], *, interactive: bool)
         found=tuple(found),
         schedds=pool.schedds,
         other_sites=others,
+        flock=flock,
     )
 
 
@@ -190,6 +222,27 @@ def _install_plan(cfg: Config, host: HostProbe, out: Path, written: dict[str, Pa
 
     final = Path("/etc/campus-factory/campus.toml")
     here = "already in place" if (out / "campus.toml").resolve() == final else f"copy it to {final}"
+    if cfg.pool.flock_from:  # the schedd file is for the campus submit hosts, with a token from here
+        src = cfg.pool.flock_from[0]
+        mint = f"condor_token_create -identity {src.schedd_id} " + " ".join(f"-authz {a}" for a in FLOCK_SCHEDD_AUTHZ)
+        return [
+            {
+                "file": str(written["central_manager"]),
+                "install_as": target("central_manager"),
+                "on": f"this pool's central manager ({cm})",
+            },
+            {
+                "file": str(written["schedd"]),
+                "install_as": f"copy it to /etc/condor/config.d/{FILES['schedd']}",
+                "on": f"the campus submit hosts ({', '.join(src.schedds)})",
+            },
+            {
+                "file": f"the token of `{mint}` (run on {cm})",
+                "install_as": f"copy it to /etc/condor/tokens.d/flock-{src.name} (mode 600)",
+                "on": f"the campus submit hosts ({', '.join(src.schedds)})",
+            },
+            {"file": str(out / "campus.toml"), "install_as": here, "on": "this host"},
+        ]
     return [
         {
             "file": str(written["central_manager"]),
@@ -206,9 +259,14 @@ def init_result(host: HostProbe, answers: InitAnswers, out: Path, *, strict: boo
     text = render_config(answers, generated_at=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     config_path = out / "campus.toml"
     cfg = parse_config(tomllib.loads(text), str(config_path))  # what `config check` will say
+    flocking = bool(cfg.pool.flock_from)
+    hosts = [s.rpartition("@")[2] or s for src in cfg.pool.flock_from for s in src.schedds]
     condor = {
-        "central_manager": (out / "condor" / FILES["central_manager"], central_manager_config(cfg, strict=strict)),
-        "schedd": (out / "condor" / FILES["schedd"], schedd_config(cfg)),
+        "central_manager": (
+            out / "condor" / FILES["central_manager"],
+            central_manager_config(cfg, strict=strict, flock_from=hosts),
+        ),
+        "schedd": (out / "condor" / FILES["schedd"], schedd_config(cfg, flock_to=flocking)),
     }
     targets = [config_path] + [p for p, _ in condor.values()]
     existing = [str(p) for p in targets if p.exists()]
@@ -272,6 +330,19 @@ def _print(result: dict[str, Any]) -> None:
 @click.option("--token-command", help="The token minting command (default: condor_token_create found on PATH).")
 @click.option("--condor-location", "condor_locations", multiple=True, help="HTCondor prefix on workers (repeat).")
 @click.option("--strict", is_flag=True, help="Pool side: pilots are the pool's only startds (IDTOKENS only).")
+@click.option(
+    "--flock-from-collector",
+    metavar="HOST:PORT",
+    help="Collector of a campus pool whose schedds flock to this pool (the factory-pool topology).",
+)
+@click.option(
+    "--flock-schedd",
+    "flock_schedds",
+    multiple=True,
+    metavar="NAME",
+    help="A campus schedd that flocks here (repeat; default: every schedd that collector lists).",
+)
+@click.option("--campus-name", default="campus", show_default=True, help="Label of that campus pool.")
 @click.option("--output-dir", default=".", show_default=True, type=click.Path(file_okay=False), help="Write here.")
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 @click.option("--non-interactive", is_flag=True, help="Never ask: fail naming the flag a question needs.")
@@ -287,6 +358,10 @@ def init(
     (--collector, or condor_config_val COLLECTOR_HOST from CONDOR_CONFIG), the schedds the
     collector lists, and where HTCondor and condor_token_create are installed. It asks only
     what it cannot find; every question has a flag. Then it says which file to install where.
+
+    With --flock-from-collector the pool is a factory pool that a campus pool's schedds flock to:
+    the config names them (pool.flock_from), the central manager file allows their token
+    identity, and the schedd file (FLOCK_TO) goes to the campus submit hosts.
     """
     if opts.get("site_name") and not re.match(r"^[A-Za-z][A-Za-z0-9_.-]{0,39}$", opts["site_name"]):
         raise click.BadParameter("letters, digits, '_', '.', '-', starting with a letter", param_hint="--site-name")
@@ -295,7 +370,13 @@ def init(
             LocalExecutor(), collector=opts.get("collector"), timeout=timeout, pbs_bin_dir=opts.get("pbs_bin_dir")
         )
     )
-    answers = resolve_answers(host, opts, interactive=not non_interactive)
+    campus: tuple[str, ...] | str = ()
+    if opts.get("flock_from_collector"):
+        try:
+            campus = asyncio.run(locate_schedds(opts["flock_from_collector"], timeout))
+        except Exception as exc:  # the bindings raise their own types; a timeout too
+            campus = str(exc) or type(exc).__name__
+    answers = resolve_answers(host, opts, interactive=not non_interactive, campus=campus)
     result = init_result(host, answers, Path(output_dir), strict=strict, force=force)
     if as_json:
         click.echo(render_json(result))
