@@ -290,13 +290,14 @@ def test_parse_submit_rejects(stdout: str, error: type[Exception]) -> None:
         provider(ScriptedExecutor()).parse_submit(stdout, submission(1))
 
 
-def test_cancel_argvs() -> None:
+def test_cancel_argvs_are_plain_scancel_under_bin_dir() -> None:
     p = provider(ScriptedExecutor())
-    assert p.cancel_argvs(["1", "2_3"], graceful=True) == [
-        ["scancel", "--batch", "--signal=TERM", "1", "2_3"],
-        ["scancel", "1", "2_3"],
-    ]
     assert p.cancel_argvs(["1", "2_3"], graceful=False) == [["scancel", "1", "2_3"]]
+    q = provider(ScriptedExecutor(), bin_dir="/opt/slurm/bin")
+    assert q.cancel_argvs(["1"], graceful=True) == [["/opt/slurm/bin/scancel", "1"]]
+    assert q.queue_argv()[0] == "/opt/slurm/bin/squeue"
+    assert q.submit_argv(submission(1))[0] == "/opt/slurm/bin/sbatch"
+    assert {a[0] for a in q.accounting_argvs(["1"])} == {"/opt/slurm/bin/sacct"}
 
 
 @pytest.mark.parametrize(
@@ -496,34 +497,63 @@ def test_failing_squeue_raises_provider_error(answer: Answer) -> None:
 
 
 # -- cancel through the base --------------------------------------------------------------------
-def test_graceful_cancel_falls_back_to_plain_scancel() -> None:
+def _left_out(*ids: str) -> Answer:
+    lines = "".join(f"scancel: error: Kill job error on job id {j}: Invalid job id specified\n" for j in ids)
+    return (1, "", lines)
+
+
+def test_graceful_cancel_removes_pending_plainly_and_signals_running_in_one_call() -> None:
+    """Issue 15 item 11: `scancel --batch --signal=TERM` on a pending job retries until the
+    command timeout (Slurm 22.05), so pending and running jobs are told apart by --state."""
     ex = ScriptedExecutor(
-        (["scancel", "--batch"], (1, "", "scancel: error: Job is pending execution")),
-        (["scancel"], OK),
+        (["scancel", "--state=PENDING"], _left_out("5")),
+        (["scancel", "--batch", "--signal=TERM", "--state=RUNNING"], _left_out("6_1")),
     )
     results = asyncio.run(provider(ex).cancel(["5", "6_1"]))
     assert ex.argvs() == [
-        ("scancel", "--batch", "--signal=TERM", "5", "6_1"),
-        ("scancel", "5", "6_1"),
+        ("scancel", "--state=PENDING", "5", "6_1"),
+        ("scancel", "--batch", "--signal=TERM", "--state=RUNNING", "5", "6_1"),
     ]
-    assert [(r.job_id, r.ok) for r in results] == [("5", True), ("6_1", True)]
+    assert sorted((r.job_id, r.ok) for r in results) == [("5", True), ("6_1", True)]
+
+
+def test_graceful_cancel_plainly_cancels_jobs_neither_filter_took() -> None:
+    ex = ScriptedExecutor(
+        (["scancel", "--state=PENDING"], _left_out("5", "7")),
+        (["scancel", "--batch"], _left_out("7")),
+        (["scancel", "7"], OK),
+    )
+    results = asyncio.run(provider(ex).cancel(["5", "7"]))
+    assert ex.argvs()[-1] == ("scancel", "7")
+    assert sorted((r.job_id, r.ok) for r in results) == [("5", True), ("7", True)]
+
+
+def test_graceful_cancel_whose_signal_times_out_falls_back_to_plain_scancel() -> None:
+    ex = ScriptedExecutor(
+        (["scancel", "--state=PENDING"], _left_out("5")),
+        (["scancel", "--batch"], CommandTimeout(["scancel"], 30.0)),
+        (["scancel", "5"], OK),
+    )
+    results = asyncio.run(provider(ex).cancel(["5"]))
+    assert ex.argvs()[-1] == ("scancel", "5") and results[0].ok
 
 
 def test_graceful_cancel_succeeding_first_stops() -> None:
-    ex = ScriptedExecutor((["scancel", "--batch"], OK))
+    ex = ScriptedExecutor((["scancel", "--state=PENDING"], OK), (["scancel", "--batch"], OK))
     results = asyncio.run(provider(ex).cancel(["5"]))
-    assert len(ex.calls) == 1
+    assert len(ex.calls) == 2
     assert results[0].ok
 
 
 def test_cancel_reports_failure_with_stderr_when_all_fail() -> None:
     ex = ScriptedExecutor(
+        (["scancel", "--state=PENDING"], (1, "", "first problem")),
         (["scancel", "--batch"], (1, "", "first problem")),
         (["scancel"], (1, "", "second problem")),
     )
     results = asyncio.run(provider(ex).cancel(["5", "6"]))
     assert [r.ok for r in results] == [False, False]
-    assert all("first problem" in r.detail and "second problem" in r.detail for r in results)
+    assert all("second problem" in r.detail for r in results)
 
 
 def test_plain_cancel_runs_only_scancel() -> None:

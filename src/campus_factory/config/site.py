@@ -140,7 +140,7 @@ class BatchOptions(_Section):
     bin_dir: str | None = Field(
         None,
         description="Absolute directory holding the scheduler's commands on the site, e.g. "
-        "/opt/slurm-torque/usr/bin for Slurm's PBS wrappers; unset: found on PATH (PBS, SGE, LSF).",
+        "/opt/slurm-torque/usr/bin for Slurm's PBS wrappers; unset: found on PATH (Slurm, PBS, SGE, LSF).",
     )
     pbs_flavor: Literal["pbspro", "torque", "slurm"] = Field(
         "pbspro",

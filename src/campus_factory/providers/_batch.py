@@ -26,7 +26,7 @@ __all__ = ["BatchProvider"]
 
 log = logging.getLogger(__name__)
 
-_WORD = re.compile(r"^[A-Za-z0-9_./:@%+=,-]+$")
+_WORD = re.compile(r"[A-Za-z0-9_./:@%+=,-]+")
 
 
 class BatchProvider(ABC):
@@ -52,6 +52,9 @@ class BatchProvider(ABC):
     #: accounting is asked once per array (the job id up to this separator: SGE ``7.1`` -> ``7``,
     #: LSF ``5[2]`` -> ``5``), or once per job when None
     accounting_array_separator: ClassVar[str | None] = None
+    #: the grammar of this backend's job ids, matched in full: an id from the site that does not
+    #: match (``--user=root`` as a job id) is dropped from observations and never reaches a command
+    job_id_grammar: ClassVar[re.Pattern[str]] = re.compile(r"[0-9]{1,18}")
     #: False: the array variable is not a number outside arrays (SGE: "undefined", LSF: 0 with
     #: base 1); one-pilot submissions then read a variable nobody sets and take their only id
     index_outside_arrays: ClassVar[bool] = True
@@ -160,9 +163,13 @@ class BatchProvider(ABC):
     def word(value: str, what: str) -> str:
         """A value that a scheduler splits on blanks or a wrapper pastes into a shell line:
         letters, digits and ``_ . / : @ % + = , -`` only; anything else is rejected."""
-        if not _WORD.match(value):
+        if not _WORD.fullmatch(value):
             raise UnsafeValueError(f"{what} {value!r} may only hold letters, digits and _ . / : @ % + = , -")
         return value
+
+    def valid_id(self, job_id: str) -> bool:
+        """Whether ``job_id`` is a job id of this backend (:attr:`job_id_grammar`, in full)."""
+        return isinstance(job_id, str) and self.job_id_grammar.fullmatch(job_id) is not None
 
     def command(self, name: str) -> str:
         """A scheduler command, under ``batch.bin_dir`` when that is set."""
@@ -222,6 +229,9 @@ class BatchProvider(ABC):
             ) from exc
         if len(ids) != len(submission.pilots):
             raise SubmitError(f"{self.site}: expected {len(submission.pilots)} job ids, got {ids}")
+        bad = [j for j in ids if not self.valid_id(j)]
+        if bad:
+            raise SubmitError(f"{self.site}: {self.backend} answered {bad[0][:80]!r}, not a job id", site=self.site)
         return [SubmittedPilot(p.pilot_id, j) for p, j in zip(submission.pilots, ids, strict=True)]
 
     async def observe(self, job_ids: Sequence[str], tag_prefix: str) -> Observation:
@@ -237,11 +247,14 @@ class BatchProvider(ABC):
         except ValueError as exc:
             msg = f"{self.site}: cannot read the {self.backend} queue listing: {exc}"
             raise ProviderError(msg, site=self.site) from exc
-        queue = {s.job_id: s for s in parsed}
+        queue = {s.job_id: s for s in parsed if self.valid_id(s.job_id)}
+        if len(queue) < len(parsed):
+            dropped = len(parsed) - len(queue)
+            log.warning("%s: ignored %d queue entries whose job id is not a %s id", self.site, dropped, self.backend)
         statuses: dict[str, JobStatus] = {j: queue[j] for j in job_ids if j in queue}
         missing = [j for j in job_ids if j not in queue]
         if missing:
-            found = await self._accounting(missing)
+            found = await self._accounting([j for j in missing if self.valid_id(j)])
             for job_id in missing:
                 statuses[job_id] = found.get(job_id) or JobStatus(
                     job_id, JobState.GONE, reason="not in the queue nor in accounting"
@@ -275,8 +288,12 @@ class BatchProvider(ABC):
         return merged
 
     async def cancel(self, job_ids: Sequence[str], *, graceful: bool = True) -> list[CancelResult]:
-        if not job_ids:
-            return []
+        ids = [j for j in job_ids if self.valid_id(j)]
+        refused = [CancelResult(j, False, f"not a {self.backend} job id") for j in job_ids if not self.valid_id(j)]
+        return [*await self._cancel(ids, graceful), *refused] if ids else refused
+
+    async def _cancel(self, job_ids: Sequence[str], graceful: bool) -> list[CancelResult]:
+        """Cancel checked job ids: the :meth:`cancel_argvs` in order until one succeeds."""
         errors: list[str] = []
         for argv in self.cancel_argvs(job_ids, graceful):
             try:

@@ -26,6 +26,8 @@ from ..transport.executor import CommandResult
 from ._batch import BatchProvider
 from .base import JobState, JobStatus, Submission, translate_state
 
+_JOB_ID = re.compile(r"[0-9]{1,18}(?:\[[0-9]{1,9}\])?")  # the job ids this backend prints (matched in full)
+
 __all__ = ["LSF_FIELDS", "LSF_STATES", "LsfProvider", "parse_bjobs"]
 
 LSF_STATES: dict[str, JobState] = {
@@ -112,6 +114,7 @@ class LsfProvider(BatchProvider):
     array_index_var = "LSB_JOBINDEX"
     array_base = 1
     state_table: ClassVar[Mapping[str, JobState]] = LSF_STATES
+    job_id_grammar = _JOB_ID
     accounting_merge = True
     index_outside_arrays = False
     queue_directives: ClassVar[Mapping[str, str]] = {"partition": "-q {}", "account": "-P {}"}

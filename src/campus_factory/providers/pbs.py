@@ -32,6 +32,8 @@ from ..transport.executor import CommandResult, Executor
 from ._batch import BatchProvider
 from .base import JobState, JobStatus, Submission, SubmittedPilot, translate_state
 
+_JOB_ID = re.compile(r"[0-9]{1,18}(?:\[[0-9]{0,9}\])?")  # the job ids this backend prints (matched in full)
+
 __all__ = [
     "PBS_EXIT_STATES",
     "PBS_STATES",
@@ -71,13 +73,13 @@ PBS_EXIT_STATES: dict[int, JobState] = {
     256 + 9: JobState.CANCELLED,  # killed by KILL (qdel after kill_delay)
 }
 
-_ID = re.compile(r"^(\d+)(?:\[(\d*)\])?")
+_ID = re.compile(r"(\d{1,18})(?:\[(\d{0,9})\])?(?:\.[A-Za-z0-9][A-Za-z0-9.-]{0,252})?")
 _ATTR = re.compile(r"^\s+([A-Za-z_][\w.]*) = ?(.*)$")
 
 
 def _short_id(full: str) -> tuple[str, int | None, bool]:
     """``123[4].server`` -> ("123[4]", 4, False); ``123[].server`` -> ("123[]", None, True)."""
-    m = _ID.match(full.strip())
+    m = _ID.fullmatch(full.strip())
     if m is None:
         raise ValueError(f"not a PBS job id: {full!r}")
     number, index = m.group(1), m.group(2)
@@ -208,6 +210,7 @@ class PbsProvider(BatchProvider):
     array_index_var = "PBS_ARRAY_INDEX"
     array_base = 0
     state_table: ClassVar[Mapping[str, JobState]] = PBS_STATES
+    job_id_grammar = _JOB_ID
     accounting_merge = True
     #: how arrays are asked for ("" when the dialect has none the factory can observe)
     array_option: ClassVar[str] = "-J"

@@ -32,6 +32,8 @@ from ..transport.executor import Executor
 from ._batch import BatchProvider
 from .base import JobState, JobStatus, Submission, translate_state
 
+_JOB_ID = re.compile(r"[0-9]{1,18}(?:\.[0-9]{1,9})?")  # the job ids this backend prints (matched in full)
+
 __all__ = ["SGE_FAILED_STATES", "SGE_STATES", "SgeProvider", "parse_qacct", "parse_qstat_xml", "sge_key"]
 
 
@@ -151,6 +153,7 @@ class SgeProvider(BatchProvider):
     array_index_var = "SGE_TASK_ID"
     array_base = 1
     state_table: ClassVar[Mapping[str, JobState]] = SGE_STATES
+    job_id_grammar = _JOB_ID
     accounting_merge = True
     index_outside_arrays = False
     accounting_array_separator = "."

@@ -4,17 +4,25 @@ Verified against Slurm 22.05 (Debian): ``sbatch --parsable`` prints ``ID`` or ``
 ``squeue -r`` lists array elements as ``ID_INDEX``; ``sacct`` needs slurmdbd, and without it
 ``sacct -c`` reads the jobcomp file, which cannot tell array elements apart (an element found
 nowhere else is then reported GONE). ``scancel --batch --signal=TERM`` reaches only the batch
-shell, which the pilot script traps to leave cleanly; a pending job refuses it, so queued pilots
-are cancelled with plain ``scancel``.
+shell, which the pilot script traps to leave cleanly; on a pending job it does not fail but
+retries "Job can not be altered now" until the command times out. A graceful cancel is therefore
+two filtered commands: ``scancel --state=PENDING`` (plain: pending pilots are removed) then
+``scancel --batch --signal=TERM --state=RUNNING``. Each prints ``Kill job error on job id X:
+Invalid job id specified`` (exit 1) for the jobs its filter leaves out; a job left out by both
+(suspended, completing, already gone) gets a plain ``scancel``, as does every job when a command
+fails outright. Job ids are ``N`` or ``N_I`` (array elements), nothing else. Every command is
+found under ``batch.bin_dir`` when it is set.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
+from ..errors import CommandError
 from ._batch import BatchProvider
-from .base import JobState, JobStatus, Submission, translate_state
+from .base import CancelResult, JobState, JobStatus, Submission, translate_state
 
 __all__ = ["SLURM_STATES", "SlurmProvider", "parse_sacct", "parse_squeue"]
 
@@ -46,6 +54,8 @@ SLURM_STATES: dict[str, JobState] = {
 }
 
 _SQUEUE_FORMAT = "%i|%T|%K|%r|%j"
+_JOB_ID = re.compile(r"[0-9]{1,18}(?:_[0-9]{1,9})?")
+_KILL_ERROR = re.compile(r"Kill job error on job id (\S+?):")
 
 
 def _state(native: str) -> tuple[str, JobState]:
@@ -120,6 +130,7 @@ class SlurmProvider(BatchProvider):
     array_index_var = "SLURM_ARRAY_TASK_ID"
     array_base = 0
     state_table = SLURM_STATES
+    job_id_grammar = _JOB_ID
     queue_directives: ClassVar[Mapping[str, str]] = {
         "partition": "--partition={}",
         "account": "--account={}",
@@ -150,7 +161,7 @@ class SlurmProvider(BatchProvider):
         return out
 
     def submit_argv(self, submission: Submission) -> list[str]:
-        return ["sbatch", "--parsable"]
+        return [self.command("sbatch"), "--parsable"]
 
     def parse_submit(self, stdout: str, submission: Submission) -> list[str]:
         first_line = stdout.strip().splitlines()[0]
@@ -162,7 +173,7 @@ class SlurmProvider(BatchProvider):
         return [f"{job}_{i}" for i in range(len(submission.pilots))]
 
     def queue_argv(self) -> list[str]:
-        return ["squeue", "--me", "-h", "-r", "-t", "all", "-o", _SQUEUE_FORMAT]
+        return [self.command("squeue"), "--me", "-h", "-r", "-t", "all", "-o", _SQUEUE_FORMAT]
 
     def parse_queue(self, stdout: str) -> list[JobStatus]:
         return parse_squeue(stdout)
@@ -173,16 +184,33 @@ class SlurmProvider(BatchProvider):
         mode = self.config.batch.accounting
         argvs = []
         if mode in ("auto", "sacct"):
-            argvs.append(["sacct", *fields])
+            argvs.append([self.command("sacct"), *fields])
         if mode in ("auto", "jobcomp"):
-            argvs.append(["sacct", "-c", *fields])
+            argvs.append([self.command("sacct"), "-c", *fields])
         return argvs
 
     def parse_accounting(self, stdout: str) -> list[JobStatus]:
         return parse_sacct(stdout)
 
     def cancel_argvs(self, job_ids: Sequence[str], graceful: bool) -> list[list[str]]:
-        plain = ["scancel", *job_ids]
-        if graceful:
-            return [["scancel", "--batch", "--signal=TERM", *job_ids], plain]
-        return [plain]
+        return [[self.command("scancel"), *job_ids]]  # plain; graceful cancels: see _cancel
+
+    async def _left_out(self, options: Sequence[str], job_ids: Sequence[str]) -> set[str]:
+        """Run ``scancel OPTIONS ids``; the ids it did not act on (all of them when it failed)."""
+        try:
+            result = await self._run([self.command("scancel"), *options, *job_ids])
+        except CommandError:
+            return set(job_ids)
+        if result.ok:
+            return set()
+        named = set(_KILL_ERROR.findall(result.stderr))
+        return named & set(job_ids) if named else set(job_ids)
+
+    async def _cancel(self, job_ids: Sequence[str], graceful: bool) -> list[CancelResult]:
+        if not graceful:
+            return await super()._cancel(job_ids, graceful)
+        not_pending = await self._left_out(["--state=PENDING"], job_ids)
+        not_running = await self._left_out(["--batch", "--signal=TERM", "--state=RUNNING"], job_ids)
+        rest = [j for j in job_ids if j in not_pending and j in not_running]
+        done = [CancelResult(j, True) for j in job_ids if j not in rest]
+        return done + (await super()._cancel(rest, False) if rest else [])

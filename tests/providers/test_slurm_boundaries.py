@@ -1,0 +1,121 @@
+"""Real Slurm (marker `slurm`): cancels and queue reads at a Slurm site (issue 15).
+
+* A graceful cancel of pending and running pilots together ends every one of them in one call,
+  without a command timing out and without the hard-cancel fallback: on Slurm 22.05
+  ``scancel --batch --signal=TERM`` on a pending job retries until the job starts or the command
+  times out, so the pending pilot was never removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pytest
+
+from campus_factory.config import parse_config
+from campus_factory.domain import PilotRequest
+from campus_factory.errors import CommandTimeout
+from campus_factory.providers.base import Submission
+from campus_factory.providers.slurm import SlurmProvider
+from campus_factory.transport.executor import CommandResult, LocalExecutor
+
+pytestmark = pytest.mark.slurm
+
+TIMEOUT = 20.0
+
+
+class Watching(LocalExecutor):
+    """The real executor, remembering every argv and every command that timed out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.argvs: list[list[str]] = []
+        self.timeouts: list[list[str]] = []
+
+    async def run(  # type: ignore[override]
+        self, argv: Sequence[str], *, timeout: float, stdin: str | None = None, env: Mapping[str, str] | None = None
+    ) -> CommandResult:
+        self.argvs.append(list(argv))
+        try:
+            return await super().run(argv, timeout=timeout, stdin=stdin, env=env)
+        except CommandTimeout:
+            self.timeouts.append(list(argv))
+            raise
+
+
+def site_config(tmp_path: Path, cluster, name: str, **batch: object):
+    return parse_config(
+        {
+            "factory": {"name": name, "ledger_url": f"sqlite:///{tmp_path}/ledger.sqlite", "submission_grace": 60},
+            "pilot": {"payload": "command", "command": ["sleep", "infinity"]},
+            "sites": [
+                {
+                    "name": "alpha",
+                    "provider": "slurm",
+                    "walltime": "10m",
+                    "slot": {"cpus": 4, "memory_mb": 100, "disk_mb": 0},
+                    "limits": {"max_pilots": 3, "max_queued": 3, "max_submit_per_cycle": 3},
+                    "batch": {
+                        "environment": cluster.env,
+                        "work_dir": str(tmp_path / "pilots"),
+                        "command_timeout": TIMEOUT,
+                        "term_margin": 30,
+                        **batch,
+                    },
+                }
+            ],
+        }
+    )
+
+
+def states(cluster, jobs: Sequence[str]) -> dict[str, str]:
+    out = subprocess.run(
+        ["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T", "-j", ",".join(jobs)],
+        env={**os.environ, **cluster.env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
+    return dict(line.split("|", 1) for line in out.split() if "|" in line)
+
+
+def wait_for(pred, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.3)
+    return False
+
+
+def test_cancel_of_pending_and_running_pilots_needs_no_timeout_nor_fallback(tmp_path: Path, slurm_cluster) -> None:
+    name = "cx" + uuid.uuid4().hex[:6]
+    cfg = site_config(tmp_path, slurm_cluster, name)
+    ex = Watching()
+    p = SlurmProvider(cfg.sites[0], cfg.pilot, ex, name)
+    sub_id = uuid.uuid4().hex[:10]
+    # 4-core pilots on two 4-core nodes: two run, the third waits
+    pilots = tuple(PilotRequest(f"alpha-{i}", 4, 100, 0, 0, 600.0) for i in range(3))
+    jobs = [s.job_id for s in asyncio.run(p.submit(Submission(sub_id, f"cf-{name}-{sub_id}", pilots)))]
+    try:
+        assert wait_for(lambda: sorted(states(slurm_cluster, jobs).values()) == ["PENDING", "RUNNING", "RUNNING"], 60)
+        ex.argvs.clear()
+        results = asyncio.run(p.cancel(jobs, graceful=True))
+        assert [r.ok for r in results] == [True] * 3, results
+        assert ex.timeouts == []
+        # the pending pilot is removed, the running ones leave by themselves (their TERM trap)
+        assert wait_for(lambda: set(states(slurm_cluster, jobs).values()) <= {"COMPLETED", "CANCELLED"}, 30)
+        final = states(slurm_cluster, jobs)
+        assert sorted(final.values()) == ["CANCELLED", "COMPLETED", "COMPLETED"], (final, ex.argvs)
+        logs = [f.read_text() for f in (tmp_path / "pilots").glob(f"cf-{name}-*.out")]
+        assert sum("leaving (rc=143, asked=1)" in text for text in logs) == 2, logs
+        # two filtered scancels and nothing else: no hard-cancel fallback of the running pilots
+        assert [a[1:-3] for a in ex.argvs] == [["--state=PENDING"], ["--batch", "--signal=TERM", "--state=RUNNING"]]
+    finally:
+        subprocess.run(["scancel", *jobs], env={**os.environ, **slurm_cluster.env}, capture_output=True, timeout=30)
