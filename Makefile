@@ -19,9 +19,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/campus-factory demo --out .demo
 
-## test: lint, type check and the whole suite (fixtures start the services they need)
+## test: lint, type check and the whole suite (fixtures start the services they need); then fail
+## if a process the suite started is still running (tests/services/leftovers.py: baseline first)
+LEFTOVERS := $(VENV)/.leftovers-baseline.json
 test: $(STAMP) lint typecheck docs
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@run=cf-$$$$-$$(date +%s); $(BIN)/python tests/services/leftovers.py baseline $(LEFTOVERS) || exit 1; \
+	CF_TEST_RUN=$$run $(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	$(BIN)/python tests/services/leftovers.py check $(LEFTOVERS) --run $$run || rc=1; \
+	exit $$rc
 
 ## unit: only the tests that need no service
 unit: $(STAMP)

@@ -10,6 +10,7 @@ import random
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -72,10 +73,19 @@ class SlurmCluster:
         ).stdout
         return [line for line in out.splitlines() if line.strip()]
 
+    def cancel_all_jobs(self, timeout: float = 60) -> None:
+        """Cancel every job of the cluster and wait until none is listed (a failed test's pilots
+        would hold the next test's nodes)."""
+        env = {**os.environ, **self.env}
+        subprocess.run(["scancel", "--me"], env=env, capture_output=True, timeout=30)
+        deadline = time.monotonic() + timeout
+        while self.squeue() and time.monotonic() < deadline:
+            time.sleep(0.5)
+
 
 @pytest.fixture(scope="session")
 def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
-    """A real two-node Slurm cluster on this host (Debian's slurmctld/slurmd, munge)."""
+    """A real two-node Slurm cluster on this host (Debian's slurmctld/slurmd, its own munged)."""
     base = tmp_path_factory.mktemp("slurm")
     env = {
         "CLUSTER": "cftest",
@@ -86,23 +96,41 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmClu
         "MIN_JOB_AGE": "60",
         "BASE": str(base),
     }
-    run_service_script("slurm-up.sh", env)
-    cluster = SlurmCluster("cftest", str(base / "etc" / "slurm.conf"), base, 2, 4)
     try:
-        yield cluster
-    finally:
-        # end every job first: slurmstepd outlives its slurmd, and pilots sleep forever
-        subprocess.run(["scancel", "--me"], env={**os.environ, **cluster.env}, capture_output=True, timeout=30)
-        for _ in range(40):
-            if not cluster.squeue():
-                break
-            time.sleep(0.25)
-        subprocess.run(
-            ["bash", str(SERVICES / "slurm-down.sh")],
-            env={**os.environ, **env},
-            capture_output=True,
-            timeout=60,
+        run_service_script("slurm-up.sh", env)
+        yield SlurmCluster("cftest", str(base / "etc" / "slurm.conf"), base, 2, 4)
+    finally:  # also when the start failed half-way: slurm-down.sh cancels the jobs, stops it all
+        stop_service("slurm-down.sh", env)
+
+
+def stop_service(script: str, env: dict[str, str], timeout: float = 300) -> None:
+    """Run a tests/services/*-down.sh; a failure to stop is reported on stderr, never hidden."""
+    try:
+        proc = subprocess.run(
+            ["bash", str(SERVICES / script)], env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout
         )
+    except subprocess.TimeoutExpired:
+        print(f"\n{script} did not finish within {timeout} s", file=sys.stderr)
+        return
+    if proc.returncode != 0 or "killed" in proc.stdout:
+        print(f"\n{script} (exit {proc.returncode}): {proc.stdout}{proc.stderr}", file=sys.stderr)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, their children...), read from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
 
 
 def free_port_range(n: int, lo: int = 20000, hi: int = 40000) -> int:
@@ -123,10 +151,6 @@ def free_port_range(n: int, lo: int = 20000, hi: int = 40000) -> int:
             for s in socks:
                 s.close()
     raise RuntimeError("no free port range found")
-
-
-def have(binary: str) -> bool:
-    return shutil.which(binary) is not None
 
 
 # -- HTCondor: a personal pool from binaries on PATH or $CAMPUS_FACTORY_CONDOR_PREFIX ---------------
@@ -275,17 +299,20 @@ def personal_pool(
     )
 
     def listed(kind: str) -> bool:
-        out = subprocess.run(
-            ["condor_status", kind, "-af", "Name"],
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-            timeout=20,
-        )
+        try:
+            out = subprocess.run(
+                ["condor_status", kind, "-af", "Name"],
+                env={**os.environ, **env},
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+        except subprocess.TimeoutExpired:  # a busy machine: ask again
+            return False
         return out.returncode == 0 and bool(out.stdout.strip())
 
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # ~5 s when idle; much more on a loaded fresh machine
         while not all(listed(k) for k in wait_for):
             if time.monotonic() > deadline:
                 service_unavailable(label, (local / "log" / "MasterLog").read_text()[-3000:])
@@ -314,7 +341,9 @@ def condor_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CondorPool
     extra = os.environ.get("CF_TEST_POOL_EXTRA_CONFIG")
     if extra:
         generated += Path(extra).read_text()
-    with personal_pool("HTCondor personal pool", "MASTER COLLECTOR NEGOTIATOR SCHEDD", generated) as (base, port, env):
+    daemons = "MASTER COLLECTOR NEGOTIATOR SCHEDD"
+    # the negotiator too: `doctor` reads NEGOTIATOR_PRE_JOB_RANK from the negotiator the collector lists
+    with personal_pool("HTCondor personal pool", daemons, generated, ("-schedd", "-negotiator")) as (base, port, env):
         submit_dir = base / "submit"
         submit_dir.mkdir()
         submit_dir.chmod(0o1777)

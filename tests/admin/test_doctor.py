@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -163,8 +162,9 @@ def test_broken_queue_command_names_site_and_stderr(tmp_path: Path) -> None:
     assert checks["pilot token"]["status"] == "skip"
 
 
-@pytest.mark.skipif(shutil.which("squeue") is None, reason="needs Slurm's client commands (squeue)")
-def test_missing_slurm_conf_is_reported(tmp_path: Path) -> None:
+@pytest.mark.slurm
+def test_missing_slurm_conf_is_reported(slurm_cluster, tmp_path: Path) -> None:
+    # the real squeue (the fixture installs Slurm's client commands), pointed at a slurm.conf that is not there
     cfg = site_config(tmp_path, {"SLURM_CONF": f"{tmp_path}/missing/slurm.conf"})
     r = invoke("-c", str(cfg), "doctor", "--json", "--timeout", "2")
     assert r.exit_code == 1

@@ -217,8 +217,35 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="cf-chaos-"))
     exe = Path(sys.executable).parent / "campus-factory"
     t0 = time.monotonic()
-    env = start_slurm(work / "slurm")
-    moto, url = start_moto(work / "moto.log")
+    slurm_env = {"CLUSTER": "chaos", "BASE": str(work / "slurm")}
+    moto: subprocess.Popen[bytes] | None = None
+    try:
+        env = start_slurm(work / "slurm")
+        moto, url = start_moto(work / "moto.log")
+        return chaos_runs(args, rng, work, exe, t0, env, url)
+    finally:  # also when a start failed half-way: nothing of ours outlives the harness
+        if moto is not None:
+            moto.terminate()
+            try:
+                moto.wait(30)
+            except subprocess.TimeoutExpired:
+                moto.kill()
+        subprocess.run(
+            ["bash", str(TESTS / "services" / "slurm-down.sh")],
+            env={**os.environ, **slurm_env},
+            capture_output=True,
+            timeout=300,
+        )
+        if args.keep:
+            print(f"work directory kept: {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def chaos_runs(
+    args: argparse.Namespace, rng: random.Random, work: Path, exe: Path, t0: float, env: dict[str, str], url: str
+) -> int:
+    """The runs themselves, against a started Slurm cluster and moto server; the summary's exit code."""
     aws = {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -264,20 +291,10 @@ def main() -> int:
             if not args.json:
                 print(f"run {run + 1}/{args.runs}: {json.dumps({k: len(v) for k, v in found.items()})}", flush=True)
     finally:
-        subprocess.run(["scancel", "--me"], env={**os.environ, **env}, capture_output=True)
         live = ec2.describe_instances(Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}])
         ids = [i["InstanceId"] for r in live["Reservations"] for i in r["Instances"]]
         if ids:
             ec2.terminate_instances(InstanceIds=ids)
-        moto.terminate()
-        time.sleep(1)
-        subprocess.run(
-            ["bash", str(TESTS / "services" / "slurm-down.sh")], env={**os.environ, **env}, capture_output=True
-        )
-        if args.keep:
-            print(f"work directory kept: {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
     summary = {
         "runs": args.runs,
         **totals,

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.conftest import service_unavailable
 
 pytestmark = [pytest.mark.slurm, pytest.mark.ec2]
 
@@ -17,7 +18,7 @@ HARNESS = Path(__file__).with_name("harness.py")
 
 def test_sigkill_at_random_points_leaves_nothing_unknown(tmp_path: Path) -> None:
     if os.geteuid() != 0:
-        pytest.skip("the harness starts Slurm as root")
+        service_unavailable("the chaos harness", "it starts Slurm as root")
     runs = int(os.environ.get("CF_CHAOS_RUNS", "4"))
     proc = subprocess.run(
         [sys.executable, str(HARNESS), "--runs", str(runs), "--seed", "2", "--json"],

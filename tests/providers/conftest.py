@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.conftest import SERVICES, SlurmCluster, free_port_range, run_service_script
+from tests.conftest import SlurmCluster, descendants, free_port_range, run_service_script, stop_service
 
 SGE_ENV = {"SGE_ROOT": "/var/lib/gridengine", "SGE_CELL": "default"}
 PBS_PREFIX = "/opt/slurm-torque"
@@ -34,15 +34,31 @@ class SgeCluster:
             ["qstat"], env={**os.environ, **self.env}, capture_output=True, text=True, timeout=30, check=True
         ).stdout
 
+    def delete_all_jobs(self, timeout: float = 60) -> None:
+        """``qdel -f`` every job and wait until qstat lists none: one failed test leaves no job
+        behind to hold the next test's slots."""
+        env = {**os.environ, **self.env}
+        subprocess.run(["qdel", "-f", "-u", "*"], env=env, capture_output=True, timeout=30)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out = subprocess.run(["qstat", "-u", "*"], env=env, capture_output=True, text=True, timeout=30)
+            if out.returncode == 0 and not out.stdout.strip():
+                return
+            time.sleep(0.5)
+
 
 @pytest.fixture(scope="session")
-def sge_cluster() -> Iterator[SgeCluster]:
-    """Son of Grid Engine 8.1.9 from Debian: qmaster + execd on this host, 4 slots in all.q."""
-    run_service_script("sge-up.sh", {"SLOTS": "4"})
+def sge_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SgeCluster]:
+    """Son of Grid Engine 8.1.9 from Debian: qmaster + execd on this host, 4 slots in all.q.
+
+    sge-up.sh records the daemons it started in ``state``; sge-down.sh deletes every job, stops
+    those daemons and wipes the execd spool, also when the start itself failed."""
+    state = {"STATE": str(tmp_path_factory.mktemp("sge-state")), "SLOTS": "4"}
     try:
+        run_service_script("sge-up.sh", state)
         yield SgeCluster(dict(SGE_ENV))
     finally:
-        subprocess.run(["bash", str(SERVICES / "sge-down.sh")], capture_output=True, timeout=60)
+        stop_service("sge-down.sh", state)
 
 
 @dataclass(frozen=True)
@@ -90,16 +106,24 @@ class Sshd:
             **over,
         }
 
-    def stop(self) -> None:
-        """Stop the listener (sessions already open live on in their own sshd processes)."""
+    def stop(self, *, sessions: bool = False) -> None:
+        """Stop the listener; sessions already open live on in their own sshd processes unless
+        ``sessions`` (the fixture's teardown) ends them too."""
         pid = self.pid
+        below = descendants(pid) if sessions else []
         os.kill(pid, signal.SIGTERM)
-        for _ in range(100):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
             try:
                 os.kill(pid, 0)
             except ProcessLookupError:
-                return
+                break
             time.sleep(0.05)
+        else:
+            os.kill(pid, signal.SIGKILL)
+        for child in below:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
 
     def start(self) -> None:
         run_service_script("sshd-up.sh", {"DIR": str(self.dir), "PORT": str(self.port)})
@@ -110,13 +134,13 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
     """sshd on 127.0.0.1 with a generated host key and client key (Debian openssh-server)."""
     base = tmp_path_factory.mktemp("sshd")
     server = Sshd(free_port_range(1), str(base / "id_ed25519"), str(base / "known_hosts"), base)
-    server.start()
     try:
+        server.start()
         yield server
-    finally:
+    finally:  # also when the start failed after sshd daemonized
         if (base / "sshd.pid").exists():
             with contextlib.suppress(ProcessLookupError, ValueError):
-                server.stop()
+                server.stop(sessions=True)
 
 
 # -- a remote HTCondor pool (with a startd) for the htcondor provider --------------------------

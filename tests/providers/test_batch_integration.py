@@ -8,12 +8,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.providers.conftest import SgeCluster
 
 from campus_factory.config import Config, parse_config
 from campus_factory.demand import StaticDemand
@@ -91,9 +92,15 @@ pytestmark = pytest.mark.parametrize(
 
 
 @pytest.fixture
-def setup(backend: str, request: pytest.FixtureRequest) -> tuple[Backend, Any]:
+def setup(backend: str, request: pytest.FixtureRequest) -> Iterator[tuple[Backend, Any]]:
+    """The backend and its service; afterwards no job of the test is left, passed or failed."""
     case = BACKENDS[backend]
-    return case, request.getfixturevalue(case.fixture)
+    service = request.getfixturevalue(case.fixture)
+    yield case, service
+    if isinstance(service, SgeCluster):
+        service.delete_all_jobs()
+    else:
+        service.cluster.cancel_all_jobs()
 
 
 def make_config(tmp_path: Path, case: Backend, service: Any, name: str, command: list[str] | None = None) -> Config:
@@ -160,7 +167,7 @@ def test_pilots_run_and_are_cancelled(tmp_path: Path, setup: tuple[Backend, Any]
     ids = [s.job_id for s in asyncio.run(p.submit(sub))]
     assert len(ids) == case.pilots and case.ids_ok(ids), ids
 
-    obs = wait_for(p, ids, name, lambda o: all(s.state is JobState.RUNNING for s in o.statuses.values()), 30)
+    obs = wait_for(p, ids, name, lambda o: all(s.state is JobState.RUNNING for s in o.statuses.values()), 120)
     assert {j: s.state for j, s in obs.statuses.items()} == dict.fromkeys(ids, JobState.RUNNING)
     print(f"{case.provider.backend}: {case.pilots} pilots RUNNING {time.monotonic() - started:.1f} s after qsub")
     assert {s.job_id: s.tag for s in obs.tagged} == dict.fromkeys(ids, sub.tag)
@@ -172,20 +179,20 @@ def test_pilots_run_and_are_cancelled(tmp_path: Path, setup: tuple[Backend, Any]
     # each job runs the pilot of its position
     for i, pilot in enumerate(sub.pilots):
         log = tmp_path / "pilots" / case.log(sub, ids, i)
-        assert until(lambda log=log: log.exists() and "starting" in log.read_text(), 10), log
+        assert until(lambda log=log: log.exists() and "starting" in log.read_text(), 60), log
         assert f"campus-factory pilot {pilot.pilot_id} starting" in log.read_text()
 
     results = asyncio.run(p.cancel(ids, graceful=True))
     assert all(r.ok for r in results), results
     if case.from_accounting:  # gone from the queue at once; accounting lags a little
-        obs = wait_for(p, ids, name, lambda o: all(s.from_accounting for s in o.statuses.values()), 30)
+        obs = wait_for(p, ids, name, lambda o: all(s.from_accounting for s in o.statuses.values()), 90)
     else:
-        obs = wait_for(p, ids, name, lambda o: all(s.state.finished for s in o.statuses.values()), 30)
+        obs = wait_for(p, ids, name, lambda o: all(s.state.finished for s in o.statuses.values()), 90)
     assert {s.state for s in obs.statuses.values()} == {case.ended}, obs.statuses
     assert {s.exit_code for s in obs.statuses.values()} == {case.ended_exit_code}
     assert [s for s in obs.tagged if not s.state.finished] == []
     # and the scheduler itself has nothing of ours left running or queued
-    assert until(lambda: not case.leftover(service, sub.tag), 20), case.leftover(service, sub.tag)
+    assert until(lambda: not case.leftover(service, sub.tag), 60), case.leftover(service, sub.tag)
 
 
 def test_a_finished_pilot_is_reported_completed(tmp_path: Path, setup: tuple[Backend, Any]) -> None:
@@ -203,7 +210,7 @@ def test_a_finished_pilot_is_reported_completed(tmp_path: Path, setup: tuple[Bac
         lambda o: (
             o.statuses[job.job_id].state.finished and o.statuses[job.job_id].from_accounting is case.from_accounting
         ),
-        40,
+        120,
     )
     st = obs.statuses[job.job_id]
     assert st.state is JobState.COMPLETED and st.from_accounting is case.from_accounting, st
@@ -237,9 +244,9 @@ def test_factory_grows_and_shrinks(tmp_path: Path, setup: tuple[Backend, Any]) -
 
     r = asyncio.run(f.run_once())
     assert r.submitted == 2, r.errors
-    assert until(lambda: asyncio.run(f.run_once()) is not None and states() == {"running": 2}, 30), states()
+    assert until(lambda: asyncio.run(f.run_once()) is not None and states() == {"running": 2}, 120), states()
     demand.groups = []
-    assert until(lambda: asyncio.run(f.run_once()) is not None and "running" not in states(), 40), states()
-    assert until(lambda: asyncio.run(f.run_once()) is not None and not f.ledger.live_pilots(name), 40), states()
+    assert until(lambda: asyncio.run(f.run_once()) is not None and "running" not in states(), 120), states()
+    assert until(lambda: asyncio.run(f.run_once()) is not None and not f.ledger.live_pilots(name), 120), states()
     # cancelled jobs may linger a moment (SGE "dr", Slurm "COMPLETING") before they leave the queue
-    assert until(lambda: not case.leftover(service, f"cf-{name}-"), 20), case.leftover(service, f"cf-{name}-")
+    assert until(lambda: not case.leftover(service, f"cf-{name}-"), 60), case.leftover(service, f"cf-{name}-")

@@ -20,7 +20,7 @@ install -d -m 0755 -o postgres -g postgres "$BASE"
 runuser -u postgres -- "$B/initdb" -N -A trust -U postgres --no-locale -E UTF8 -D "$BASE/data" >"$BASE/initdb.log" 2>&1 \
   || { cat "$BASE/initdb.log" >&2; exit 1; }
 OPTS="-p $PORT -k $BASE -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-if ! runuser -u postgres -- "$B/pg_ctl" -D "$BASE/data" -l "$BASE/log" -w -t 60 -o "$OPTS" start >/dev/null; then
+if ! runuser -u postgres -- "$B/pg_ctl" -D "$BASE/data" -l "$BASE/log" -w -t 180 -o "$OPTS" start >/dev/null; then
   cat "$BASE/log" >&2
   exit 1
 fi

@@ -2,12 +2,29 @@
 # sge-up.sh - single-host Son of Grid Engine 8.1.9 (Debian 12 gridengine-*), as root, no systemd.
 # Used by the sge_cluster fixture (tests/providers/conftest.py); adapted from shared/lab/sge-up.sh.
 # Idempotent: installs the Debian packages when missing, (re)starts only daemons that are down,
-# and re-applies the configuration.            SLOTS=4 bash sge-up.sh
+# and re-applies the configuration.            SLOTS=4 STATE=/tmp/x bash sge-up.sh
+# STATE (optional): a directory where the pids of the daemons this run started are recorded, so that
+#   sge-down.sh (same STATE) stops exactly those, also when this script fails half-way.
+# No job of an earlier run survives a start: every job is deleted once qmaster answers, and the
+#   execd spool of a dead execd (jobs it would re-attach to, their shepherds) is wiped.
+# Load-insensitive: a busy host must not put the queue in alarm (load_thresholds NONE, no load
+#   adjustments), and every wait polls with a deadline of READY_TIMEOUT s (default 180).
 # NOTE: gridengine-client conflicts with slurm-wlm-torque (both ship /usr/bin/qsub): installing it
 #       removes that package; Slurm's PBS wrappers live in /opt/slurm-torque instead (pbs-wrappers.sh).
 set -euo pipefail
 SLOTS=${SLOTS:-4}
+STATE=${STATE:-}
+READY_TIMEOUT=${READY_TIMEOUT:-180}
 H=$(hostname)
+HERE=$(cd "$(dirname "$0")" && pwd)
+[ -z "$STATE" ] || mkdir -p "$STATE"
+record(){ # name: the pid of the daemon just started (it forks into the background) into STATE
+  [ -n "$STATE" ] || return 0
+  local p="" end=$((SECONDS + 30))
+  until p=$(pgrep -x -n "$1") || [ $SECONDS -ge $end ]; do sleep 0.1; done
+  [ -n "$p" ] && echo "$p" > "$STATE/${1#sge_}.pid"
+  return 0
+}
 t0=$(date +%s.%N)
 export SGE_ROOT=/var/lib/gridengine SGE_CELL=default
 WORK=$(mktemp -d /tmp/sge-up.XXXXXX)
@@ -40,9 +57,24 @@ fi
 echo "$H localhost" > "$SGE_ROOT/$SGE_CELL/common/host_aliases"
 
 # 3. qmaster (daemonizes; pid in /var/spool/gridengine/qmaster/qmaster.pid)
-pgrep -x sge_qmaster >/dev/null || /usr/sbin/sge_qmaster
-for _ in $(seq 150); do qconf -sh >/dev/null 2>&1 && break; sleep 0.2; done
-qconf -sh >/dev/null
+if ! pgrep -x sge_qmaster >/dev/null; then
+  /usr/sbin/sge_qmaster
+  record sge_qmaster
+fi
+end=$((SECONDS + READY_TIMEOUT))
+until qconf -sh >/dev/null 2>&1; do
+  [ $SECONDS -lt $end ] || { echo "sge_qmaster does not answer after $READY_TIMEOUT s" >&2; qconf -sh; exit 1; }
+  sleep 0.2
+done
+
+# 3b. jobs of an earlier run come back from the spool at a qmaster start: delete them all (forced:
+#     their execd may be gone) and wait until qstat lists none
+qdel -f -u '*' >/dev/null 2>&1 || true
+end=$((SECONDS + READY_TIMEOUT))
+until [ -z "$(qstat -u '*' 2>/dev/null)" ]; do
+  [ $SECONDS -lt $end ] || { echo "old jobs are still listed after $READY_TIMEOUT s:" >&2; qstat -u '*' >&2; exit 1; }
+  sleep 0.5
+done
 
 # 4. configuration (non-interactive: -A*/-M* from files, or EDITOR=<script> for qconf -aq/-mconf)
 cat > "$WORK/ed-conf.sh" <<'EOF'
@@ -53,7 +85,7 @@ cat > "$WORK/ed-queue.sh" <<EOF
 #!/bin/sh
 sed -i -e 's/^qname .*/qname all.q/' -e 's/^hostlist .*/hostlist $H/' -e 's/^slots .*/slots $SLOTS/' \
        -e 's/^pe_list .*/pe_list smp/' -e 's#^shell .*#shell /bin/bash#' \
-       -e 's/^shell_start_mode .*/shell_start_mode unix_behavior/' "\$1"
+       -e 's/^shell_start_mode .*/shell_start_mode unix_behavior/' -e 's/^load_thresholds .*/load_thresholds NONE/' "\$1"
 EOF
 cat > "$WORK/exechost.txt" <<EOF
 hostname              $H
@@ -86,21 +118,33 @@ qconf -as "$H" >/dev/null 2>&1 || true                             # submit host
 qconf -sel 2>/dev/null | grep -qx "$H" || qconf -Ae "$WORK/exechost.txt" >/dev/null
 qconf -spl 2>/dev/null | grep -qx smp || qconf -Ap "$WORK/pe-smp.txt" >/dev/null
 qconf -sql 2>/dev/null | grep -qx all.q || EDITOR=$WORK/ed-queue.sh qconf -aq >/dev/null
-qconf -ssconf > "$WORK/sconf.txt"                                  # schedule every second, not every 15 s
+# a busy host (load above 1.75 per core) would put the queue in alarm ('a') and start nothing:
+# no load threshold (-rattr: -mattr refuses NONE), also on a queue an earlier version created
+qconf -rattr queue load_thresholds NONE all.q >/dev/null
+qconf -ssconf > "$WORK/sconf.txt"           # schedule every second, not every 15 s; no load adjustments
 sed -i -e 's/^schedule_interval .*/schedule_interval 0:0:1/' -e 's/^flush_submit_sec .*/flush_submit_sec 1/' \
-       -e 's/^flush_finish_sec .*/flush_finish_sec 1/' "$WORK/sconf.txt"
+       -e 's/^flush_finish_sec .*/flush_finish_sec 1/' -e 's/^job_load_adjustments .*/job_load_adjustments NONE/' \
+       -e 's/^load_adjustment_decay_time .*/load_adjustment_decay_time 0:0:0/' "$WORK/sconf.txt"
 qconf -Msconf "$WORK/sconf.txt" >/dev/null 2>&1 || true
+qconf -sq all.q | grep -q '^load_thresholds *NONE' || { echo "all.q keeps a load threshold" >&2; exit 1; }
 
-# 5. execd (after the configuration, else the first jobs see min_gid=1000 and the queue goes to E)
-pgrep -x sge_execd >/dev/null || /usr/sbin/sge_execd
+# 5. execd (after the configuration, else the first jobs see min_gid=1000 and the queue goes to E).
+#    A fresh execd would re-attach to the jobs in its spool: end those (shepherds and job process
+#    groups, by the pids SGE wrote there) and wipe the spool first.
+if ! pgrep -x sge_execd >/dev/null; then
+  bash "$HERE/sge-down.sh" --spool-only
+  /usr/sbin/sge_execd
+  record sge_execd
+fi
 st=""
-for _ in $(seq 150); do
+end=$((SECONDS + READY_TIMEOUT))
+while [ $SECONDS -lt $end ]; do
   st=$(qstat -f -q "all.q@$H" 2>/dev/null | awk -v q="all.q@$H" '$1==q{print ($6==""?"ok":$6)}')
   [ "$st" = ok ] && break
   qmod -c all.q >/dev/null 2>&1 || true
-  sleep 0.2
+  sleep 0.5
 done
 qmod -c all.q >/dev/null 2>&1 || true
 qstat -f
-[ "$st" = ok ] || { echo "queue all.q@$H not ready (state '$st')" >&2; exit 1; }
+[ "$st" = ok ] || { echo "queue all.q@$H not ready after $READY_TIMEOUT s (state '$st')" >&2; exit 1; }
 echo "SGE up in $(awk "BEGIN{print $(date +%s.%N)-$t0}") s"

@@ -38,11 +38,12 @@ if [ -s "$DIR/sshd.pid" ] && kill -0 "$(cat "$DIR/sshd.pid")" 2>/dev/null; then
   echo "sshd already running (pid $(cat "$DIR/sshd.pid")) on 127.0.0.1:$PORT"; exit 0
 fi
 /usr/sbin/sshd -f "$DIR/sshd_config" -E "$DIR/sshd.log"     # daemonizes; pid in $DIR/sshd.pid
-for _ in $(seq 100); do
-  [ -s "$DIR/sshd.pid" ] && (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
+end=$((SECONDS + ${READY_TIMEOUT:-60}))      # at once when idle; polling, for a loaded machine
+until [ -s "$DIR/sshd.pid" ] && (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do
+  [ $SECONDS -lt $end ] || break
   sleep 0.05
 done
 (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null || { echo "sshd did not start:" >&2; cat "$DIR/sshd.log" >&2; exit 1; }
-ssh -F /dev/null -p "$PORT" -i "$DIR/id_ed25519" -o IdentitiesOnly=yes -o BatchMode=yes \
+ssh -F /dev/null -p "$PORT" -i "$DIR/id_ed25519" -o IdentitiesOnly=yes -o BatchMode=yes -o ConnectTimeout=60 \
     -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$DIR/known_hosts" root@127.0.0.1 true
 echo "sshd up (pid $(cat "$DIR/sshd.pid")) on 127.0.0.1:$PORT; key $DIR/id_ed25519, known_hosts $DIR/known_hosts"

@@ -50,6 +50,16 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float, log: Pa
     service_unavailable(f"server on port {port}", log.read_text(errors="replace") if log.exists() else "")
 
 
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 30 s: the server never outlives its fixture."""
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(30)
+
+
 def _post(url: str, body: Any = None, method: str = "POST", headers: dict[str, str] | None = None) -> Any:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
@@ -118,12 +128,11 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
     log = tmp_path_factory.mktemp("moto") / "moto.log"
     with log.open("wb") as fh:
         proc = subprocess.Popen([sys.executable, str(HERE / "moto_server.py"), str(port)], stdout=fh, stderr=fh)
-    _wait_port(port, proc, 60, log)
     try:
+        _wait_port(port, proc, 120, log)
         yield MotoServer(f"http://127.0.0.1:{port}", proc)
     finally:
-        proc.terminate()
-        proc.wait(10)
+        _stop(proc)
 
 
 @pytest.fixture
@@ -245,16 +254,15 @@ def mimic_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mimic]:
             cwd=base,
             env={**os.environ, "PYTHONWARNINGS": "ignore"},
         )
-    _wait_port(port, proc, 60, log)
     server = Mimic(f"http://127.0.0.1:{port}", proc)
     try:
+        _wait_port(port, proc, 120, log)
         server.login()
         if not server.nova or not server.control:
             service_unavailable("mimic", "no Nova endpoint in its catalog: " + log.read_text(errors="replace"))
         yield server
     finally:
-        proc.terminate()
-        proc.wait(10)
+        _stop(proc)
 
 
 @pytest.fixture
