@@ -131,10 +131,13 @@ def create_app(
         state: Annotated[list[PilotState] | None, Query()] = None,
         all_states: Annotated[bool, Query(alias="all", description="Include ended pilots.")] = False,
         limit: Annotated[int, Query(ge=1, le=5000)] = 200,
+        offset: Annotated[int, Query(ge=0, le=10_000_000, description="Skip this many (paging).")] = 0,
     ) -> list[dict[str, Any]]:
-        """Pilots, newest first: live ones unless ``state`` or ``all`` is given."""
+        """Pilots, newest first: live ones unless ``state`` or ``all`` is given; one page of
+        ``limit`` from ``offset``."""
         states = state or (None if all_states else list(LIVE))
-        return [pilot_view(p) for p in ledger.pilots(factory=name, site=site, states=states, limit=limit)]
+        pilots = ledger.pilots(factory=name, site=site, states=states, limit=limit, offset=offset)
+        return [pilot_view(p) for p in pilots]
 
     @app.get("/api/v1/pilots/{pilot_id}", tags=["read"])
     def get_pilot(pilot_id: str, _: Reader) -> dict[str, Any]:

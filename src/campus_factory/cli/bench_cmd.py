@@ -55,6 +55,27 @@ def bench_planner(jobs: int, groups: int, sites: int, runs: int, seed: int, as_j
     _planner(jobs, groups, sites, runs, seed, as_json, write)
 
 
+@bench.command("loop")
+@click.option("--pilots", default=10_000, show_default=True, help="Live pilots held by the factory.")
+@click.option("--ledger", "ledger_url", help="Ledger URL (default: a new SQLite file in a temporary directory).")
+@click.option("--cycles", default=20, show_default=True, help="Cycles timed (after one warm-up cycle).")
+@click.option("--seed", default=1, show_default=True, help="Seed of the churn and the demand's drift.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def bench_loop(pilots: int, ledger_url: str | None, cycles: int, seed: int, as_json: bool) -> None:
+    """One factory cycle with N live pilots over 20 fake sites, on a real ledger."""
+    from ..sim.bench_loop import run_loop_bench
+
+    r = run_loop_bench(pilots, ledger_url=ledger_url, cycles=cycles, seed=seed)
+    if as_json:
+        click.echo(render_json(r.summary()))
+    else:
+        click.echo(
+            f"loop: {r.pilots} live pilots ({r.backend}), {r.cycles} cycles: median {r.cycle_s_median * 1000:.0f} ms, "
+            f"p95 {r.cycle_s_p95 * 1000:.0f} ms, {r.queries_per_cycle:g} queries per cycle, "
+            f"peak RSS {r.rss_mb:.0f} MB ({r.changed_per_cycle:g} pilots changed per cycle)"
+        )
+
+
 @bench.command("all")
 @click.option("--write", type=click.Path(dir_okay=False), help="Record the figures in this Markdown file.")
 def bench_all(write: str | None) -> None:

@@ -156,7 +156,10 @@ def pilot() -> None:
     help="Only pilots in this state (repeatable).",
 )
 @click.option("--all", "show_all", is_flag=True, help="Include ended pilots (default: live only).")
-@click.option("--limit", default=200, show_default=True, help="At most this many rows.")
+@click.option(
+    "--limit", default=200, show_default=True, type=click.IntRange(1, 1_000_000), help="At most this many rows."
+)
+@click.option("--offset", default=0, show_default=True, type=click.IntRange(0), help="Skip this many first (paging).")
 @json_option
 @click.pass_context
 def pilot_list(
@@ -165,14 +168,15 @@ def pilot_list(
     states: tuple[str, ...],
     show_all: bool,
     limit: int,
+    offset: int,
     as_json: bool,
 ) -> None:
-    """Pilots recorded in the ledger, newest first."""
+    """Pilots recorded in the ledger, newest first, one page of --limit from --offset."""
     from ..ledger import LIVE
 
     cfg = config_of(ctx)
     wanted = [PilotState(s) for s in states] if states else (None if show_all else list(LIVE))
-    pilots = ledger_of(ctx).pilots(factory=cfg.factory.name, site=site_name, states=wanted, limit=limit)
+    pilots = ledger_of(ctx).pilots(factory=cfg.factory.name, site=site_name, states=wanted, limit=limit, offset=offset)
     _emit(pilot_rows(pilots), as_json)
 
 

@@ -66,7 +66,7 @@ class PilotJobRow(Base):
     owner: Mapped[str] = mapped_column(String(128))
     route: Mapped[str] = mapped_column(String(32))
     started_at: Mapped[float] = mapped_column(Float, index=True)
-    ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ended_at: Mapped[float | None] = mapped_column(Float, nullable=True, index=True)
     cpus: Mapped[int] = mapped_column(Integer)
 
 

@@ -39,6 +39,9 @@ class PilotRow(Base):
         Index("ix_pilots_factory_state", "factory", "state"),
         Index("ix_pilots_site_job", "site", "job_id"),
         Index("ix_pilots_submission", "submission_id"),
+        Index("ix_pilots_factory_site_created", "factory", "site", "created_at"),
+        Index("ix_pilots_factory_created", "factory", "created_at"),
+        Index("ix_pilots_factory_ended", "factory", "ended_at"),
     )
 
 

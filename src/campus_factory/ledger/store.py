@@ -7,14 +7,14 @@ pilot and appends its history row in the same transaction, so the two never disa
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, func, or_, select
+from sqlalchemy import Engine, Table, bindparam, create_engine, event, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -90,10 +90,49 @@ class Update:
     exit_code: int | None = None
 
 
+_PILOTS = cast(Table, PilotRow.__table__)
+#: the columns a transition may change
+_MUTABLE = ("job_id", "state", "state_since", "started_at", "joined_at", "ended_at", "exit_code", "reason")
+
+
+def _record(m: Mapping[Any, Any]) -> PilotRecord:
+    return PilotRecord(**{**m, "state": PilotState(m["state"])})
+
+
+def _transition(
+    row: dict[str, Any], new: PilotState, old: PilotState, up: Update, now: float, detail: str, new_job: bool
+) -> None:
+    """Set a pilot row's columns for one transition (in place)."""
+    if new_job:
+        row["job_id"] = up.job_id
+    if new is old:
+        return
+    row["state"] = new.value
+    row["state_since"] = now
+    if new in (PilotState.RUNNING, PilotState.JOINED) and row["started_at"] is None:
+        row["started_at"] = now
+    if new is PilotState.JOINED and row["joined_at"] is None:
+        row["joined_at"] = now
+    if new not in LIVE:
+        row["ended_at"] = now
+        if up.exit_code is not None:
+            row["exit_code"] = up.exit_code
+    if detail:
+        row["reason"] = detail
+
+
+#: ids per ``IN (...)`` list (SQLite allows 32766 bound parameters, PostgreSQL 65535)
+_CHUNK = 500
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")
+    # WAL with synchronous=NORMAL: a commit is not synced to disk until the next checkpoint, so
+    # a power cut may lose the last transactions but never corrupts the file (a process crash
+    # loses nothing); without it every one of a cycle's commits waits for an fsync
+    cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
 
@@ -145,94 +184,103 @@ class Ledger:
         requests: Sequence[PilotRequest],
         now: float,
         detail: str = "",
-    ) -> None:
-        """Record pilots about to be submitted (state ``requested``), in one transaction."""
+    ) -> list[PilotRecord]:
+        """Record pilots about to be submitted (state ``requested``), in one transaction;
+        returns their records."""
+        records = [
+            PilotRecord(
+                pilot_id=req.pilot_id,
+                factory=factory,
+                site=site,
+                submission_id=submission_id,
+                array_index=i if len(requests) > 1 else None,
+                job_id=None,
+                state=PilotState.REQUESTED,
+                cpus=req.cpus,
+                memory_mb=req.memory_mb,
+                disk_mb=req.disk_mb,
+                gpus=req.gpus,
+                walltime_s=req.walltime_s,
+                created_at=now,
+                state_since=now,
+                started_at=None,
+                joined_at=None,
+                ended_at=None,
+                exit_code=None,
+                reason="",
+            )
+            for i, req in enumerate(requests)
+        ]
+        if not records:
+            return records
         try:
-            self._record_requests(factory, site, submission_id, requests, now, detail)
+            with self._tx() as s, s.begin():
+                s.execute(insert(PilotRow), [{**asdict(r), "state": r.state.value} for r in records])
+                s.execute(
+                    insert(TransitionRow),
+                    [
+                        {
+                            "pilot_id": r.pilot_id,
+                            "at": now,
+                            "from_state": None,
+                            "to_state": PilotState.REQUESTED.value,
+                            "event": "request",
+                            "detail": detail,
+                        }
+                        for r in records
+                    ],
+                )
         except IntegrityError as exc:
             raise LedgerError(f"cannot record submission {submission_id}: {exc.orig}") from exc
-
-    def _record_requests(
-        self, factory: str, site: str, submission_id: str, requests: Sequence[PilotRequest], now: float, detail: str
-    ) -> None:
-        with self._tx() as s, s.begin():
-            for i, req in enumerate(requests):
-                s.add(
-                    PilotRow(
-                        pilot_id=req.pilot_id,
-                        factory=factory,
-                        site=site,
-                        submission_id=submission_id,
-                        array_index=i if len(requests) > 1 else None,
-                        job_id=None,
-                        state=PilotState.REQUESTED.value,
-                        cpus=req.cpus,
-                        memory_mb=req.memory_mb,
-                        disk_mb=req.disk_mb,
-                        gpus=req.gpus,
-                        walltime_s=req.walltime_s,
-                        created_at=now,
-                        state_since=now,
-                        reason="",
-                    )
-                )
-            s.flush()
-            for req in requests:
-                s.add(
-                    TransitionRow(
-                        pilot_id=req.pilot_id,
-                        at=now,
-                        from_state=None,
-                        to_state=PilotState.REQUESTED.value,
-                        event="request",
-                        detail=detail,
-                    )
-                )
+        return records
 
     def apply(self, updates: Iterable[Update], now: float) -> list[PilotRecord]:
         """Apply events; every resulting transition (state change or new job id) is written
-        with its history row in one transaction. Returns the pilots that changed."""
-        changed: list[PilotRecord] = []
+        with its history row in one transaction. Returns the pilots that changed.
+
+        The pilots are read in one query per 500 and written with one statement for all their
+        changes (Core, not the ORM's unit of work: a cycle may change thousands)."""
+        updates = list(updates)
+        if not updates:
+            return []
+        changed: dict[str, dict[str, Any]] = {}
+        history: list[dict[str, Any]] = []
         with self._tx() as s, s.begin():
+            rows: dict[str, dict[str, Any]] = {}
+            ids = sorted({up.pilot_id for up in updates})
+            for i in range(0, len(ids), _CHUNK):  # one query per chunk, not one per pilot
+                q = select(_PILOTS).where(_PILOTS.c.pilot_id.in_(ids[i : i + _CHUNK]))
+                rows.update((m["pilot_id"], dict(m)) for m in s.execute(q).mappings())
             for up in updates:
-                row = s.get(PilotRow, up.pilot_id)
+                row = rows.get(up.pilot_id)
                 if row is None:
                     raise LedgerError(f"no pilot {up.pilot_id!r} in the ledger")
-                old = PilotState(row.state)
+                old = PilotState(row["state"])
                 new = next_state(old, up.event)
-                new_job = up.job_id is not None and up.job_id != row.job_id
+                new_job = up.job_id is not None and up.job_id != row["job_id"]
                 if new is old and not new_job:
                     continue
                 # details quote sites' and commands' answers, which may echo a secret (a token)
                 detail = redact(up.detail) if up.detail else up.detail
-                if new_job:
-                    row.job_id = up.job_id
-                if new is not old:
-                    row.state = new.value
-                    row.state_since = now
-                    if new in (PilotState.RUNNING, PilotState.JOINED) and row.started_at is None:
-                        row.started_at = now
-                    if new is PilotState.JOINED and row.joined_at is None:
-                        row.joined_at = now
-                    if new not in LIVE:
-                        row.ended_at = now
-                        if up.exit_code is not None:
-                            row.exit_code = up.exit_code
-                    if detail:
-                        row.reason = detail
-                s.add(
-                    TransitionRow(
-                        pilot_id=row.pilot_id,
-                        at=now,
-                        from_state=old.value,
-                        to_state=new.value,
-                        event=up.event.value,
-                        detail=detail,
-                    )
+                _transition(row, new, old, up, now, detail, new_job)
+                changed[row["pilot_id"]] = row
+                history.append(
+                    {
+                        "pilot_id": row["pilot_id"],
+                        "at": now,
+                        "from_state": old.value,
+                        "to_state": new.value,
+                        "event": up.event.value,
+                        "detail": detail,
+                    }
                 )
-                s.flush()
-                changed.append(PilotRecord.of(row))
-        return changed
+            if changed:
+                s.execute(
+                    update(_PILOTS).where(_PILOTS.c.pilot_id == bindparam("b_pilot_id")),
+                    [{"b_pilot_id": k, **{c: r[c] for c in _MUTABLE}} for k, r in changed.items()],
+                )
+                s.execute(insert(TransitionRow), history)
+        return [_record(r) for r in changed.values()]
 
     def record_cycle(self, cycle: CycleRecord) -> None:
         with self._tx() as s, s.begin():
@@ -257,35 +305,61 @@ class Ledger:
         site: str | None = None,
         states: Iterable[PilotState] | None = None,
         limit: int | None = None,
+        offset: int = 0,
     ) -> list[PilotRecord]:
-        q = select(PilotRow).order_by(PilotRow.created_at.desc(), PilotRow.pilot_id)
+        """Pilots newest first; ``offset`` and ``limit`` page through them."""
+        q = select(_PILOTS).order_by(PilotRow.created_at.desc(), PilotRow.pilot_id)
         if factory is not None:
             q = q.where(PilotRow.factory == factory)
         if site is not None:
             q = q.where(PilotRow.site == site)
         if states is not None:
             q = q.where(PilotRow.state.in_([st.value for st in states]))
+        if offset:
+            q = q.offset(offset)
         if limit is not None:
             q = q.limit(limit)
-        with self._tx() as s:
-            return [PilotRecord.of(r) for r in s.scalars(q)]
+        return self._records(q)
 
     def pilots_since(self, factory: str, since: float) -> list[PilotRecord]:
         """Live pilots and those that ended at or after ``since`` (spend over a window)."""
-        q = select(PilotRow).where(
+        q = select(_PILOTS).where(
             PilotRow.factory == factory,
             or_(PilotRow.state.in_([st.value for st in LIVE]), PilotRow.ended_at >= since),
         )
+        return self._records(q)
+
+    def pilots_ended_since(self, factory: str, since: float) -> list[PilotRecord]:
+        """Pilots that ended at or after ``since`` (with the live ones: spend over a window)."""
+        q = select(_PILOTS).where(
+            PilotRow.factory == factory,
+            PilotRow.ended_at >= since,
+            PilotRow.state.not_in([st.value for st in LIVE]),
+        )
+        return self._records(q)
+
+    def known_pilot_ids(self, factory: str, pilot_ids: Iterable[str]) -> set[str]:
+        """Which of these pilot ids are this factory's (one query per 500 ids)."""
+        ids = sorted(set(pilot_ids))
+        out: set[str] = set()
         with self._tx() as s:
-            return [PilotRecord.of(r) for r in s.scalars(q)]
+            for i in range(0, len(ids), _CHUNK):
+                q = select(PilotRow.pilot_id).where(
+                    PilotRow.factory == factory, PilotRow.pilot_id.in_(ids[i : i + _CHUNK])
+                )
+                out.update(s.scalars(q))
+        return out
 
     def pilots_of_submissions(self, factory: str, submission_ids: Iterable[str]) -> list[PilotRecord]:
         ids = sorted(set(submission_ids))
         if not ids:
             return []
-        q = select(PilotRow).where(PilotRow.factory == factory, PilotRow.submission_id.in_(ids))
+        q = select(_PILOTS).where(PilotRow.factory == factory, PilotRow.submission_id.in_(ids))
+        return self._records(q)
+
+    def _records(self, q: Any) -> list[PilotRecord]:
         with self._tx() as s:
-            return [PilotRecord.of(r) for r in s.scalars(q)]
+            return [_record(m) for m in s.execute(q).mappings()]
 
     def live_pilots(self, factory: str, site: str | None = None) -> list[PilotRecord]:
         return self.pilots(factory=factory, site=site, states=LIVE)

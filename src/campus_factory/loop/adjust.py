@@ -17,7 +17,7 @@ from ..config import Config, SiteConfig
 from ..ledger.controls import SiteControl
 from ..ledger.overrides import SiteOverride, apply_override
 from ..planner.types import Plan
-from .budget import Ceiling, PilotUsage, UsageRecord, allowed_pilots
+from .budget import Ceiling, PilotUsage, Spending, allowed_given
 
 __all__ = ["apply_budget", "effective_sites"]
 
@@ -52,7 +52,7 @@ def apply_budget(
     costs = {s.name: s.cost_per_core_hour for s in sites}
     if not any(costs.values()):
         return plan
-    records: list[PilotUsage] = list(pilots)
+    spending = Spending.of(pilots, costs, now)  # once: every site's decision reads it
     overall = Ceiling(config.budget.max_per_hour, config.budget.max_per_day)
     by_name = {s.name: s for s in sites}
     changed = {}
@@ -60,17 +60,16 @@ def apply_budget(
         site = by_name.get(sp.site)
         if site is None or sp.submit <= 0:
             continue
-        decision = allowed_pilots(
+        decision = allowed_given(
             site.name,
             sp.submit,
             site.slot.cpus,
-            records,
+            spending,
             costs,
-            now,
             site_ceiling=Ceiling(site.budget.max_per_hour, site.budget.max_per_day),
             overall=overall,
         )
-        records += [UsageRecord(site.name, site.slot.cpus, "requested")] * decision.allowed
+        spending.add(site.name, decision.allowed, site.slot.cpus, costs)
         if decision.allowed < sp.submit:
             changed[sp.site] = dataclasses.replace(
                 sp,

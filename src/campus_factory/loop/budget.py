@@ -25,7 +25,9 @@ __all__ = [
     "BudgetDecision",
     "Ceiling",
     "PilotUsage",
+    "Spending",
     "UsageRecord",
+    "allowed_given",
     "allowed_pilots",
     "burn_rate",
     "core_hours",
@@ -124,6 +126,45 @@ def _fit(ceiling: Ceiling, rate: float, spent_day: float, unit: float, want: int
     return BudgetDecision(allowed, reason)
 
 
+@dataclass
+class Spending:
+    """Live pilots' cost per hour and the last day's spend, per site: computed once a plan."""
+
+    rates: dict[str, float]
+    spent: dict[str, float]
+
+    @classmethod
+    def of(cls, pilots: Iterable[PilotUsage], cost_per_core_hour: Mapping[str, float], now: float) -> Spending:
+        records = list(pilots)
+        return cls(burn_rate(records, cost_per_core_hour), spend_by_site(records, cost_per_core_hour, now - DAY, now))
+
+    def add(self, site: str, n: int, cpus: int, cost_per_core_hour: Mapping[str, float]) -> None:
+        """``n`` more live pilots of ``cpus`` cores at ``site`` (just requested: no spend yet)."""
+        cost = cost_per_core_hour.get(site, 0.0)
+        if cost and n > 0:
+            self.rates[site] = self.rates.get(site, 0.0) + n * cpus * cost
+
+
+def allowed_given(
+    site: str,
+    want: int,
+    cpus: int,
+    spending: Spending,
+    cost_per_core_hour: Mapping[str, float],
+    *,
+    site_ceiling: Ceiling = Ceiling(),
+    overall: Ceiling = Ceiling(),
+) -> BudgetDecision:
+    """:func:`allowed_pilots` from spending already summed up."""
+    unit = cpus * cost_per_core_hour.get(site, 0.0)
+    if want <= 0 or unit <= 0:
+        return BudgetDecision(max(0, want))
+    rates, spent = spending.rates, spending.spent
+    mine = _fit(site_ceiling, rates.get(site, 0.0), spent.get(site, 0.0), unit, want, f"site {site}:")
+    total = _fit(overall, sum(rates.values()), sum(spent.values()), unit, mine.allowed, "overall")
+    return total if total.allowed < mine.allowed else mine
+
+
 def allowed_pilots(
     site: str,
     want: int,
@@ -140,9 +181,5 @@ def allowed_pilots(
     unit = cpus * cost_per_core_hour.get(site, 0.0)
     if want <= 0 or unit <= 0:
         return BudgetDecision(max(0, want))
-    records = list(pilots)
-    rates = burn_rate(records, cost_per_core_hour)
-    spent = spend_by_site(records, cost_per_core_hour, now - DAY, now)
-    mine = _fit(site_ceiling, rates.get(site, 0.0), spent.get(site, 0.0), unit, want, f"site {site}:")
-    total = _fit(overall, sum(rates.values()), sum(spent.values()), unit, mine.allowed, "overall")
-    return total if total.allowed < mine.allowed else mine
+    spending = Spending.of(pilots, cost_per_core_hour, now)
+    return allowed_given(site, want, cpus, spending, cost_per_core_hour, site_ceiling=site_ceiling, overall=overall)

@@ -40,6 +40,7 @@ from ..pool.offline import OfflineAdPublisher, publish_site_ads
 from ..providers.base import Provider, Submission
 from .adjust import apply_budget, effective_sites
 from .drains import serve_drain_requests
+from .live import LivePilots, effective
 from .reconcile import reconcile, tag_pattern
 from .usage import JobTracker
 
@@ -101,6 +102,7 @@ class Factory:
         self.tag_prefix = f"cf-{self.name}-"
         self._tag = tag_pattern(self.tag_prefix)
         self._slots: dict[str, PilotSlot] = {}
+        self._joined: dict[str, str] = {}  # pilot id -> its startd's name, this cycle
         self._pool_ok = False
         self._first_seen: dict[str, float] = {}  # strangers at cloud sites, by job id
         #: parsed slot ads and match results, kept across cycles (the plan stays pure)
@@ -110,6 +112,9 @@ class Factory:
         #: who this process is when it takes the ledger's lease (one acting factory per name)
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease_ttl = 1.5 * config.factory.cycle_interval
+        self._lease_until: float | None = None  # when the lease we hold lapses
+        #: live pilots in memory, kept in step with this factory's writes (see loop.live)
+        self.live = LivePilots()
 
     def _take_lease(self) -> bool:
         """Take or renew the ledger's lease; a holder on this host whose process is gone (or is
@@ -121,7 +126,21 @@ class Factory:
             pid = rest.split(":", 1)[0]
             if host == socket.gethostname() and pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
                 release_lease(self.ledger, self.name, held.holder)
-        return acquire_lease(self.ledger, self.name, self.holder, self.lease_ttl, now)
+        lapsed = self._lease_until is None or now > self._lease_until
+        if not acquire_lease(self.ledger, self.name, self.holder, self.lease_ttl, now):
+            self._lease_until = None
+            return False
+        self._lease_until = now + self.lease_ttl
+        if lapsed:  # another factory may have acted in between: read the live pilots again
+            self.live.stale = True
+        return True
+
+    def _apply(self, updates: Sequence[Update], now: float, known: Sequence[PilotRecord] = ()) -> list[PilotRecord]:
+        """Write the updates that change something; the live pilots in memory follow."""
+        todo = effective(updates, {p.pilot_id: p for p in known}) if known else list(updates)
+        changed = self.ledger.apply(todo, now) if todo else []
+        self.live.note(changed)
+        return changed
 
     # -- hooks a simulator overrides ------------------------------------------------------------
     def new_id(self) -> str:
@@ -135,7 +154,7 @@ class Factory:
 
     # -- observe ----------------------------------------------------------------------------
     async def _observe_pool(self, report: CycleReport) -> None:
-        self._slots, self._pool_ok = {}, False
+        self._slots, self._joined, self._pool_ok = {}, {}, False
         if self.pool is None:
             return
         try:
@@ -145,21 +164,30 @@ class Factory:
             log.warning("cannot read pilot slots from the pool: %s", exc)
             return
         self._slots, self._pool_ok = by_pilot(slots), True
+        self._joined = {pid: s.name for pid, s in self._slots.items()}
         self.learned.update(self._slots.values())
         if self.jobs is not None:
             try:
-                await asyncio.to_thread(self.jobs.update, self.ledger, self.name, self.clock())
+                await asyncio.to_thread(
+                    self.jobs.update, self.ledger, self.name, self.clock(), generation=self.live.loads
+                )
             except PoolError as exc:
                 report.errors.append(f"pool jobs: {exc}")
 
     async def _observe_site(self, site: SiteConfig, report: CycleReport) -> None:
         provider = self.providers[site.name]
-        live = self.ledger.live_pilots(self.name, site.name)
+        live = self.live.of_site(site.name)
         obs = await provider.observe(sorted(p.job_id for p in live if p.job_id), self.tag_prefix)
         now = self.clock()
         cloud = site.provider in CLOUD_PROVIDERS
         known = {p.job_id for p in live}
-        subs = {m.group(1) for st in obs.tagged if st.job_id not in known and (m := self._tag.match(st.tag))}
+        # a stranger still queued or running whose pilot already ended is garbage (see reconcile):
+        # only those submissions are read, not every one a finished job still lists
+        subs = {
+            m.group(1)
+            for st in obs.tagged
+            if st.job_id not in known and not st.state.finished and (m := self._tag.match(st.tag))
+        }
         ended = {
             (p.submission_id, p.array_index): p
             for p in self.ledger.pilots_of_submissions(self.name, subs)
@@ -171,14 +199,14 @@ class Factory:
             obs,
             self._tag,
             now,
-            joined={pid: s.name for pid, s in self._slots.items()},
+            joined=self._joined,
             submission_grace=self.config.factory.submission_grace,
             stranger_grace=site.cloud.orphan_grace if cloud else 0.0,
             first_seen=self._first_seen,
             join_timeout=site.cloud.join_timeout if cloud and joins else None,
             ended=ended,
         )
-        self.ledger.apply(result.updates, now)
+        self._apply(result.updates, now, live)
         report.adopted += result.adopted
         if result.strangers:
             log.warning(
@@ -194,7 +222,7 @@ class Factory:
         if result.black_holes:
             holes = {p.job_id: p for p in result.black_holes if p.job_id}
             done = await provider.cancel(list(holes), graceful=False)
-            self.ledger.apply(
+            self._apply(
                 [Update(holes[r.job_id].pilot_id, PilotEvent.LEAVE, "never joined the pool") for r in done if r.ok],
                 self.clock(),
             )
@@ -230,14 +258,14 @@ class Factory:
             return 0
         results = await self.providers[site].cancel(list(jobs), graceful=graceful)
         ok = [Update(jobs[r.job_id][0].pilot_id, PilotEvent.LEAVE, jobs[r.job_id][1]) for r in results if r.ok]
-        self.ledger.apply(ok, self.clock())
+        self._apply(ok, self.clock(), [p for p, _ in pilots])
         return len(ok)
 
     async def _act_site(self, site: SiteConfig, plan_: Plan, report: CycleReport) -> None:
         provider = self.providers[site.name]
         sp = plan_.site(site.name)
         if sp.cancel:
-            pilots = {p.pilot_id: p for p in self.ledger.live_pilots(self.name, site.name)}
+            pilots = {p.pilot_id: p for p in self.live.of_site(site.name)}
             for graceful in (True, False):
                 chosen = [
                     (pilots[c.pilot_id], c.reason) for c in sp.cancel if c.graceful is graceful and c.pilot_id in pilots
@@ -257,7 +285,7 @@ class Factory:
             for _ in range(n)
         )
         submission = Submission(sub_id, f"{self.tag_prefix}{sub_id}", requests)
-        self.ledger.record_requests(
+        recorded = self.ledger.record_requests(
             factory=self.name,
             site=site.name,
             submission_id=sub_id,
@@ -265,14 +293,13 @@ class Factory:
             now=self.clock(),
             detail=f"submission {sub_id}",
         )
+        self.live.note(recorded)
         try:
             submitted = await provider.submit(submission)
         except CampusFactoryError as exc:
-            self.ledger.apply(
-                [Update(r.pilot_id, PilotEvent.SUBMIT_FAILED, str(exc)[:2000]) for r in requests], self.clock()
-            )
+            self._apply([Update(r.pilot_id, PilotEvent.SUBMIT_FAILED, str(exc)[:2000]) for r in requests], self.clock())
             raise
-        self.ledger.apply(
+        self._apply(
             [Update(s.pilot_id, PilotEvent.SUBMITTED, f"job {s.job_id}", job_id=s.job_id) for s in submitted],
             self.clock(),
         )
@@ -310,7 +337,14 @@ class Factory:
     def _views(self, live: Sequence[PilotRecord]) -> list[PilotView]:
         margins = {s.name: min(s.batch.term_margin, s.walltime / 2) for s in self.config.sites}
         slots = self._slots if self._pool_ok else None
-        return [v for p in live for v in pilot_views([p], slots, retire_margin_s=margins.get(p.site, 0.0))]
+        by_site: dict[str, list[PilotRecord]] = {}
+        for p in live:
+            by_site.setdefault(p.site, []).append(p)
+        views = {
+            site: iter(pilot_views(records, slots, retire_margin_s=margins.get(site, 0.0)))
+            for site, records in by_site.items()
+        }
+        return [next(views[p.site]) for p in live]  # in the order of ``live``
 
     async def run_once(self, *, dry_run: bool = False, demand: Sequence[JobGroup] | None = None) -> CycleReport:
         started = time.monotonic()
@@ -319,6 +353,9 @@ class Factory:
             report.standby = True  # another factory of this name acts on this ledger
             report.duration_s = time.monotonic() - started
             return report
+        if dry_run or self.live.stale:
+            self.live.load(self.ledger, self.name)
+        self.live.stale = True  # until this cycle ends well: a failure half-way reads them again
         sites = effective_sites(
             self.config.sites, get_overrides(self.ledger, self.name), site_controls(self.ledger, self.name)
         )
@@ -344,13 +381,14 @@ class Factory:
             unhealthy = {s.name: "demand unreadable" for s in sites}
         now = self.clock()
         specs = await self._site_specs(sites, now, unhealthy, dry_run, report)
-        live = self.ledger.live_pilots(self.name)
+        live = self.live.all()
         report.plan = self.make_plan(groups, specs, self._views(live), now)
         if any(s.cost_per_core_hour for s in sites):  # spend ceilings only matter where pilots cost
-            spent = self.ledger.pilots_since(self.name, now - 86400)
+            spent = [*live, *self.ledger.pilots_ended_since(self.name, now - 86400)]
             report.plan = apply_budget(report.plan, self.config, sites, spent, now)
         if not dry_run:
-            log_plan(log, report.plan.to_dict())  # one line per decision
+            plan_dict = report.plan.to_dict()
+            log_plan(log, plan_dict)  # one line per decision
             current = report.plan
 
             async def act(site: SiteConfig) -> None:
@@ -369,9 +407,10 @@ class Factory:
                     report.submitted,
                     report.cancelled,
                     len(report.errors),
-                    report.plan.to_dict(),
+                    plan_dict,
                 )
             )
+        self.live.stale = dry_run
         return report
 
     async def run_forever(

@@ -4,7 +4,8 @@ Given a site's live pilots (from the ledger), the site's observation (job status
 carrying this factory's tag) and the pilots' slots in the pool, :func:`reconcile` returns the
 ledger updates and the strangers to cancel:
 
-* a known job's state becomes its pilot's event (a requested pilot seen pending is submitted);
+* a known job's state becomes its pilot's event (a requested pilot seen pending is submitted),
+  unless it would leave the pilot as it is (a queued pilot seen pending again);
 * a job with our tag whose submission and array index match a ``requested`` pilot is adopted
   (the factory died between the submission and the ledger write);
 * a job with our tag unknown to the ledger is a stranger, cancelled once it has been seen for
@@ -21,7 +22,8 @@ import re
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 
-from ..ledger import PilotEvent, PilotRecord, PilotState, Update
+from ..errors import InvalidTransition
+from ..ledger import PilotEvent, PilotRecord, PilotState, Update, next_state
 from ..providers.base import JobState, JobStatus, Observation
 
 __all__ = ["EVENT_OF", "Reconciliation", "reconcile", "tag_pattern"]
@@ -38,6 +40,13 @@ EVENT_OF: Mapping[JobState, PilotEvent] = {
 _NOT_FINAL = frozenset({PilotEvent.PENDING, PilotEvent.STARTED, PilotEvent.SUBMITTED, PilotEvent.JOINED})
 #: states from which a startd ad in the collector means the pilot joined
 _CAN_JOIN = frozenset({PilotState.QUEUED, PilotState.RUNNING})
+
+
+def _no_op(state: PilotState, event: PilotEvent) -> bool:
+    try:
+        return next_state(state, event) is state
+    except InvalidTransition:
+        return False  # the ledger says what is wrong
 
 
 def tag_pattern(tag_prefix: str) -> re.Pattern[str]:
@@ -88,6 +97,8 @@ def reconcile(
             continue
         if known.state is PilotState.REQUESTED and event is PilotEvent.PENDING:
             event = PilotEvent.SUBMITTED
+        if _no_op(known.state, event):  # as it was: nothing to write (most pilots, most cycles)
+            continue
         out.updates.append(Update(known.pilot_id, event, _detail(st), exit_code=st.exit_code))
     requested: dict[tuple[str, int | None], PilotRecord] = {
         (p.submission_id, p.array_index): p for p in live if p.state is PilotState.REQUESTED

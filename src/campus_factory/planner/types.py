@@ -5,7 +5,7 @@ Every output is JSON-friendly (``Plan.to_dict()`` is stored with each cycle in t
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from functools import cached_property
 from typing import Any
 
@@ -230,4 +230,19 @@ class Plan:
         return sum(len(sp.cancel) for sp in self.sites)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """As :func:`dataclasses.asdict` gives it (tuples stay tuples), without its deep copies."""
+        out = _plain(self)
+        assert isinstance(out, dict)
+        return out
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value

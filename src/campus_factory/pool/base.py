@@ -10,7 +10,7 @@ so a site keeps its refined slot ad after its pilots have left. Conversion is pu
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -68,6 +68,8 @@ class PoolView(Protocol):
 
 
 def _get(ad: Any, name: str) -> Any:
+    if type(ad) is dict:  # plain values (the fake, tests): nothing to evaluate
+        return ad.get(name)
     try:
         value = ad.get(name)
     except Exception:
@@ -94,6 +96,33 @@ def attribute_text(ad: Any, name: str) -> str:
     return literal(ad[name])
 
 
+class _AdAttributes(Mapping[str, str]):
+    """Every attribute of an ad as ClassAd text, rendered on first use: only the latest slot of
+    each site is read (learned slot ads), so thousands of pilots' ads are not rendered a cycle."""
+
+    def __init__(self, ad: Any) -> None:
+        self._ad: Any = ad
+        self._text: dict[str, str] | None = None
+
+    def _all(self) -> dict[str, str]:
+        if self._text is None:
+            ad, self._ad = self._ad, None
+            self._text = {str(k): attribute_text(ad, str(k)) for k in list(ad.keys())}
+        return self._text
+
+    def __getitem__(self, key: str) -> str:
+        return self._all()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __repr__(self) -> str:
+        return repr(self._all())
+
+
 def slot_from_ad(ad: Any, now: float) -> PilotSlot | None:
     """A :class:`PilotSlot` from a startd ad; None when it is not one of our pilots' slots."""
     site = _get(ad, "CampusFactorySite")
@@ -114,7 +143,6 @@ def slot_from_ad(ad: Any, now: float) -> PilotSlot | None:
     retire = None
     if isinstance(end, int | float) and not isinstance(end, bool):
         retire = float(end) - _num(ad, "CampusFactoryRetireMargin", 0.0)
-    keys = list(ad.keys())
     return PilotSlot(
         name=str(_get(ad, "Name") or pilot),
         site=site,
@@ -130,7 +158,7 @@ def slot_from_ad(ad: Any, now: float) -> PilotSlot | None:
         busy=bool(busy),
         seen_at=_num(ad, "LastHeardFrom", now) or now,
         retire_at=retire,
-        attributes={str(k): attribute_text(ad, str(k)) for k in keys},
+        attributes=_AdAttributes(ad),
     )
 
 

@@ -54,6 +54,7 @@ class FakeProvider:
         self.submit_calls = 0
         self.observe_calls = 0
         self._next = 1
+        self._statuses: dict[str, tuple[tuple[JobState, int | None, bool], JobStatus]] = {}
 
     # -- helpers for tests ---------------------------------------------------------------
     def _advance(self) -> None:
@@ -97,7 +98,11 @@ class FakeProvider:
         now = self.clock()
 
         def status(job: FakeJob, accounting: bool) -> JobStatus:
-            return JobStatus(
+            key = (job.state, job.exit_code, accounting)
+            hit = self._statuses.get(job.job_id)
+            if hit is not None and hit[0] == key:  # a listing line parsed before: same status
+                return hit[1]
+            st = JobStatus(
                 job.job_id,
                 job.state,
                 native_state=job.state.name,
@@ -106,6 +111,8 @@ class FakeProvider:
                 exit_code=job.exit_code,
                 from_accounting=accounting,
             )
+            self._statuses[job.job_id] = (key, st)
+            return st
 
         queue = {j.job_id: j for j in self.jobs.values() if j.ended_at is None or now - j.ended_at < self.min_job_age}
         statuses = {}

@@ -1,0 +1,80 @@
+"""The factory's live pilots, held in memory between cycles and kept in step with its own writes.
+
+Only the factory holding the ledger's lease writes pilot rows (operators queue requests the loop
+serves), so what it wrote is what the ledger holds: the loop reads its live pilots once (one
+query), then applies the records every write returns (:meth:`LivePilots.note`), instead of
+reading every live pilot several times a cycle. It reads them again whenever it cannot be sure
+nobody else wrote: on its first cycle, after a cycle that failed half-way, when its lease lapsed
+between two cycles (another factory may have acted), and for a dry run.
+
+:func:`effective` drops the updates that would change nothing (a queued pilot seen pending
+again), so the ledger is written, and read, only for pilots whose state or job id changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from ..errors import InvalidTransition
+from ..ledger import LIVE, Ledger, PilotRecord, Update, next_state
+
+__all__ = ["LivePilots", "effective"]
+
+
+class LivePilots:
+    """Live pilots of one factory by site; ``stale`` until loaded."""
+
+    def __init__(self) -> None:
+        self._sites: dict[str, dict[str, PilotRecord]] = {}
+        self.stale = True
+        self.loads = 0
+
+    def load(self, ledger: Ledger, factory: str) -> None:
+        self._sites = {}
+        self.note(ledger.live_pilots(factory))
+        self.stale = False
+        self.loads += 1
+
+    def note(self, records: Iterable[PilotRecord]) -> None:
+        """Take written records: live ones are kept (replacing older), ended ones dropped."""
+        for r in records:
+            site = self._sites.setdefault(r.site, {})
+            if r.state in LIVE:
+                site[r.pilot_id] = r
+            else:
+                site.pop(r.pilot_id, None)
+
+    def of_site(self, site: str) -> list[PilotRecord]:
+        return _ordered(self._sites.get(site, {}).values())
+
+    def get(self, pilot_id: str, site: str) -> PilotRecord | None:
+        return self._sites.get(site, {}).get(pilot_id)
+
+    def all(self) -> list[PilotRecord]:
+        return _ordered(r for site in self._sites.values() for r in site.values())
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self._sites.values())
+
+
+def _ordered(records: Iterable[PilotRecord]) -> list[PilotRecord]:
+    """Newest first, as :meth:`Ledger.pilots` orders them."""
+    out = sorted(records, key=lambda r: r.pilot_id)
+    out.sort(key=lambda r: r.created_at, reverse=True)
+    return out
+
+
+def effective(updates: Sequence[Update], known: Mapping[str, PilotRecord]) -> list[Update]:
+    """The updates that change their pilot's state or job id (unknown pilots are kept: the
+    ledger then says what is wrong; so are updates the transition table refuses)."""
+    out = []
+    for up in updates:
+        p = known.get(up.pilot_id)
+        if p is not None and (up.job_id is None or up.job_id == p.job_id):
+            try:
+                if next_state(p.state, up.event) is p.state:
+                    continue
+            except InvalidTransition:
+                pass
+        out.append(up)
+    return out
