@@ -256,3 +256,65 @@ def test_help_of_the_installed_command() -> None:
     assert "Usage: campus-factory" in proc.stdout
     for noun in ("config", "site", "pilot", "factory"):
         assert noun in proc.stdout
+
+
+# -- read-only commands write nothing -------------------------------------------------------------
+def test_read_only_commands_create_no_ledger(tmp_path: Path) -> None:
+    """A newcomer without /var/lib/campus-factory: looking must not create the ledger's
+    directory or file (nor migrate an existing one)."""
+    config, _url = small_config(tmp_path)
+    state = tmp_path / "state"
+    url = f"sqlite:///{state}/ledger.sqlite"
+    text = config.read_text().replace(_url, url)
+    config.write_text(text)
+    for args in (
+        ("site", "list"),
+        ("pilot", "list", "--json"),
+        ("factory", "status", "--json"),
+        ("report",),
+        ("plan", "explain", "--demand-file", str(SNAPSHOT)),
+    ):
+        result = invoke("-c", str(config), *args)
+        assert result.exit_code == 0, (args, result.output)
+        assert not state.exists(), args
+    dry = invoke(
+        "-c", str(EXAMPLE), "factory", "run", "--once", "--dry-run", "--demand-file", str(SNAPSHOT), "--ledger", url
+    )
+    assert dry.exit_code == 0, dry.output
+    assert "carol-train -> beta-gpu" in dry.stdout  # a real plan, from an empty ledger
+    assert not state.exists()
+
+
+def test_an_unreachable_collector_hints_at_the_demand_snapshot(tmp_path: Path) -> None:
+    config, _url = small_config(tmp_path)
+    config.write_text('[pool]\ncollector = "127.0.0.1:9"\n' + config.read_text())
+    result = CliRunner().invoke(cli, ["-c", str(config), "factory", "run", "--once", "--dry-run"])
+    assert "warning: demand: cannot list schedds at 127.0.0.1:9" in result.stderr
+    assert "hint: " in result.stderr and "--demand-file examples/demand-snapshot.json" in result.stderr
+    assert SNAPSHOT.exists()  # the file the hint names
+    ok = invoke("-c", str(config), "factory", "run", "--once", "--dry-run", "--demand-file", str(SNAPSHOT))
+    assert "hint:" not in ok.stderr
+
+
+def test_the_readme_shows_a_plan_without_a_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's command (section "A short config") runs as written, from the source tree."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## A short config") :]
+    line = next(ln for ln in section.splitlines() if "--demand-file" in ln and ln.startswith("campus-factory"))
+    args = line.split()[1:]
+    monkeypatch.chdir(ROOT)
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert "dry run: nothing submitted or cancelled" in result.stdout
+    assert "dave-bigmem -> nowhere" in result.stdout and "carol-train -> beta-gpu" in result.stdout
+
+
+def test_version_and_the_init_payload_help() -> None:
+    from importlib.metadata import version
+
+    for flag in ("--version", "-V"):
+        result = invoke(flag)
+        assert result.exit_code == 0 and result.stdout.strip() == f"campus-factory {version('campus-factory')}"
+    text = " ".join(invoke("init", "--help").stdout.split())
+    payload = text[text.index("--payload") :]
+    assert "glidein, an HTCondor startd that joins the pool" in payload.split("--token-command")[0]

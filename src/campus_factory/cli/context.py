@@ -12,7 +12,7 @@ import click
 from ..config import Config, load_config
 from ..ledger import Ledger
 
-__all__ = ["config_of", "ledger_of"]
+__all__ = ["config_of", "ledger_of", "reader_of"]
 
 
 def config_of(ctx: click.Context) -> Config:
@@ -27,3 +27,11 @@ def config_of(ctx: click.Context) -> Config:
 def ledger_of(ctx: click.Context, url: str | None = None) -> Ledger:
     """The ledger at ``url``, else at the config's ``factory.ledger_url``."""
     return Ledger.open(url or config_of(ctx).factory.ledger_url)
+
+
+def reader_of(ctx: click.Context, url: str | None = None) -> Ledger:
+    """The ledger for a command that only reads it: nothing is created, nothing migrated (a
+    SQLite file that does not exist yet reads as an empty ledger)."""
+    from ..loop.assemble import open_for_reading
+
+    return open_for_reading(url or config_of(ctx).factory.ledger_url)

@@ -326,7 +326,14 @@ def _print(result: dict[str, Any]) -> None:
 @click.option("--pbs-bin-dir", help="Directory of PBS commands kept off PATH (e.g. /opt/slurm-torque/usr/bin).")
 @click.option("--factory-name", default="campus", show_default=True, help="Tag of this factory's pilots.")
 @click.option("--ledger-url", default=DEFAULT_LEDGER, show_default=True, help="SQLAlchemy URL of the ledger.")
-@click.option("--payload", type=click.Choice(["glidein", "command"]), default="glidein", show_default=True)
+@click.option(
+    "--payload",
+    type=click.Choice(["glidein", "command"]),
+    default="glidein",
+    show_default=True,
+    help="What a pilot runs (pilot.payload): glidein, an HTCondor startd that joins the pool; or command, "
+    "pilot.command (default `sleep infinity`) until told to leave: a smoke test of a site, no pool needed.",
+)
 @click.option("--token-command", help="The token minting command (default: condor_token_create found on PATH).")
 @click.option("--condor-location", "condor_locations", multiple=True, help="HTCondor prefix on workers (repeat).")
 @click.option("--strict", is_flag=True, help="Pool side: pilots are the pool's only startds (IDTOKENS only).")

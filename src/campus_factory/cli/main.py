@@ -17,17 +17,23 @@ from typing import Any
 
 import click
 
+from .. import __version__
 from ..config import load_config
 from ..errors import CampusFactoryError, ConfigError
 from ..ledger import PilotState
 from ..planner.explain import explain_plan
-from .context import config_of, ledger_of
+from .context import config_of, reader_of
 from .data import factory_status, pilot_rows, report_data, site_rows
 from .render import render_json, render_table
 
 __all__ = ["cli", "main"]
 
 DEFAULT_CONFIG = "/etc/campus-factory/campus.toml"
+#: after a cycle that could not read the pool's idle jobs
+DEMAND_HINT = (
+    "no pool to ask (yet)? Plan from a snapshot of idle jobs instead: add "
+    "--demand-file examples/demand-snapshot.json (see the README, 'A short config')"
+)
 
 
 class _Group(click.Group):
@@ -72,6 +78,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON i
     help="The TOML config (also from $CAMPUS_FACTORY_CONFIG). See examples/campus.toml.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging and tracebacks on errors.")
+@click.version_option(__version__, "-V", "--version", prog_name="campus-factory", message="%(prog)s %(version)s")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str, verbose: bool) -> None:
     """Grow an HTCondor pool onto idle clusters and clouds, on demand.
@@ -137,7 +144,7 @@ def site() -> None:
 def site_list(ctx: click.Context, as_json: bool) -> None:
     """Configured sites, their slot and limits, and their live pilots."""
     cfg = config_of(ctx)
-    _emit(site_rows(cfg, ledger_of(ctx)), as_json)
+    _emit(site_rows(cfg, reader_of(ctx)), as_json)
 
 
 # -- pilot --------------------------------------------------------------------------------
@@ -176,7 +183,7 @@ def pilot_list(
 
     cfg = config_of(ctx)
     wanted = [PilotState(s) for s in states] if states else (None if show_all else list(LIVE))
-    pilots = ledger_of(ctx).pilots(factory=cfg.factory.name, site=site_name, states=wanted, limit=limit, offset=offset)
+    pilots = reader_of(ctx).pilots(factory=cfg.factory.name, site=site_name, states=wanted, limit=limit, offset=offset)
     _emit(pilot_rows(pilots), as_json)
 
 
@@ -191,7 +198,7 @@ def factory() -> None:
 @click.pass_context
 def factory_status_cmd(ctx: click.Context, as_json: bool) -> None:
     """The last cycle and the pilots by state."""
-    data = factory_status(config_of(ctx), ledger_of(ctx))
+    data = factory_status(config_of(ctx), reader_of(ctx))
     if as_json:
         click.echo(render_json(data))
         return
@@ -230,7 +237,7 @@ def factory_run(
         from ..logs import configure_logging
 
         configure_logging(cfg.logging.format, level=getattr(logging, cfg.logging.level.upper()))
-    fac = build_factory(cfg, ledger_url=ledger_url, demand_file=demand_file)
+    fac = build_factory(cfg, ledger_url=ledger_url, demand_file=demand_file, read_only=dry_run)
 
     def show(report: Any) -> None:
         if as_json:
@@ -256,6 +263,8 @@ def factory_run(
     if once:
         report = asyncio.run(fac.run_once(dry_run=dry_run))
         show(report)
+        if demand_file is None and any(e.startswith("demand:") for e in report.errors):
+            click.echo(f"hint: {DEMAND_HINT}", err=True)
         ctx.exit(1 if report.errors and not report.plan else 0)
 
     async def forever() -> None:

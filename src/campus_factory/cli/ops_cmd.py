@@ -20,7 +20,7 @@ import click
 from ..config import parse_duration
 from ..ledger import Ledger
 from ..ledger.accounting import Accounting, AccountingRow, account
-from .context import config_of
+from .context import config_of, reader_of
 from .render import render_json, render_table
 
 __all__ = ["COLUMNS", "api", "parse_time", "register_ops", "report", "report_rows"]
@@ -120,7 +120,7 @@ def report(ctx: click.Context, since: str, until: str, by: str, fmt: str, ledger
     if end <= start:
         raise click.BadParameter(f"the window is empty: --until ({_iso(end)}) must be after --since ({_iso(start)})")
     cfg = config_of(ctx)
-    ledger = Ledger.open(ledger_url or cfg.factory.ledger_url)
+    ledger = reader_of(ctx, ledger_url)
     try:
         acc = account(
             ledger,

@@ -63,9 +63,9 @@ def dry_run(
     records: list[Any] = []
     health = {}
     if use_ledger:
-        from ..ledger import Ledger
+        from ..loop.assemble import open_for_reading
 
-        ledger = Ledger.open(ledger_url or cfg.factory.ledger_url)
+        ledger = open_for_reading(ledger_url or cfg.factory.ledger_url)
         try:
             records = ledger.live_pilots(cfg.factory.name)
             for s in cfg.sites:
