@@ -55,10 +55,10 @@ def test_table_by_site(config: Path) -> None:
     assert r.exit_code == 0, r.output
     assert r.output.splitlines() == [
         "campus: 2026-01-01T00:00:00Z .. 2026-01-01T06:00:00Z, by site (ch = core-hours)",
-        "GROUP  DELIVERED_CH  USED_CH  WASTED_CH  WASTE_%  REQUESTED  STARTED  FAILED  SPEND",
-        "alpha  28.00         20.00    8.00       28.6     3          2        1       1.40",
-        "beta   5.00          2.00     3.00       60.0     1          1        1       0.50",
-        "total  33.00         22.00    11.00      33.3     4          3        2       1.90",
+        "GROUP  DELIVERED_CH  USED_CH  WASTED_CH  WASTE_%  REQUESTED  STARTED  FAILED  RUNS  SPEND",
+        "alpha  28.00         20.00    8.00       28.6     3          2        1       3     1.40",
+        "beta   5.00          2.00     3.00       60.0     1          1        1       1     0.50",
+        "total  33.00         22.00    11.00      33.3     4          3        2       4     1.90",
     ]
 
 
@@ -115,3 +115,10 @@ def test_parse_time() -> None:
     assert parse_time("1h30m", now) == now - 5400
     with pytest.raises(ValueError):
         parse_time("@soon", now)
+
+
+def test_by_schedd_counts_runs_per_schedd(config: Path) -> None:
+    r = report(config, *WINDOW, "--by", "schedd", "--format", "csv")
+    assert r.exit_code == 0, r.output
+    rows = {x["group"]: x for x in csv.DictReader(io.StringIO(r.output))}
+    assert rows["schedd"]["job_runs"] == rows["total"]["job_runs"] == "4"

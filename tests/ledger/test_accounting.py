@@ -136,3 +136,20 @@ def test_state_history(filled: Ledger) -> None:
     assert alpha["states"]["running"] == [0, 1, 1, 0, 1, 0, 0]
     with pytest.raises(ValueError):
         state_history(filled, since=T0, until=T0, points=7)
+
+
+def test_by_schedd_counts_the_runs_flocked_in_from_each_schedd(filled: Ledger) -> None:
+    flocked = "campus-schedd@campus.example.edu#7.0#1767225600"  # a GlobalJobId of a campus schedd
+    record_pilot_jobs(filled, [JobRun("a1", flocked, "carol", "transparent", T0 + 1 * H, T0 + 2 * H, 1)])
+    acc = account(filled, since=T0, until=UNTIL, by="schedd", costs=COSTS, factory=FACTORY, now=UNTIL)
+    rows = {r.group: r for r in acc.rows}
+    assert rows["campus-schedd@campus.example.edu"].job_runs == 1
+    assert rows["campus-schedd@campus.example.edu"].used_core_hours == pytest.approx(1)
+    assert rows["schedd"].job_runs == 4
+    assert acc.total.job_runs == 5
+    assert sum(r.delivered_core_hours for r in acc.rows) == pytest.approx(acc.total.delivered_core_hours)
+    by_site = account(filled, since=T0, until=UNTIL, costs=COSTS, factory=FACTORY, now=UNTIL)
+    assert by_site.total.job_runs == 5 and sum(r.job_runs for r in by_site.rows) == 5
+    # a window that holds none of the runs counts none
+    late = account(filled, since=UNTIL + 100 * H, until=UNTIL + 101 * H, by="schedd", factory=FACTORY, now=UNTIL)
+    assert late.total.job_runs == 0

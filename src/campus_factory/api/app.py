@@ -169,7 +169,7 @@ def create_app(
         _: Reader,
         since: Annotated[float | None, Query(description="UNIX time; default: until - 24 h.")] = None,
         until: Annotated[float | None, Query(description="UNIX time; default: now.")] = None,
-        by: Literal["site", "owner", "route"] = "site",
+        by: Literal["site", "owner", "route", "schedd"] = "site",
     ) -> dict[str, Any]:
         """Core-hours delivered, used and wasted; pilots requested, started, failed; spend."""
         end = clock() if until is None else until

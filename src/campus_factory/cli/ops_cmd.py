@@ -19,7 +19,7 @@ import click
 
 from ..config import parse_duration
 from ..ledger import Ledger
-from ..ledger.accounting import Accounting, AccountingRow, account
+from ..ledger.accounting import GROUP_BY, Accounting, AccountingRow, account
 from .context import config_of, reader_of
 from .render import render_json, render_table
 
@@ -34,6 +34,7 @@ COLUMNS = [
     "pilots_requested",
     "pilots_started",
     "pilots_failed",
+    "job_runs",
     "spend",
 ]
 _HEADERS = {
@@ -44,6 +45,7 @@ _HEADERS = {
     "pilots_requested": "requested",
     "pilots_started": "started",
     "pilots_failed": "failed",
+    "job_runs": "runs",
 }
 
 
@@ -83,6 +85,7 @@ def _fmt(row: AccountingRow) -> dict[str, Any]:
         "pilots_requested": row.pilots_requested,
         "pilots_started": row.pilots_started,
         "pilots_failed": row.pilots_failed,
+        "job_runs": row.job_runs,
         "spend": f"{row.spend:.2f}",
     }
 
@@ -99,7 +102,7 @@ def _iso(t: float) -> str:
 @click.command("report")
 @click.option("--since", default="24h", show_default=True, help="Start of the window (inclusive).")
 @click.option("--until", default="now", show_default=True, help="End of the window (exclusive).")
-@click.option("--by", type=click.Choice(["site", "owner", "route"]), default="site", show_default=True)
+@click.option("--by", type=click.Choice(list(GROUP_BY)), default="site", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--ledger", "ledger_url", metavar="URL", help="Override factory.ledger_url.")
 @click.pass_context
@@ -109,8 +112,9 @@ def report(ctx: click.Context, since: str, until: str, by: str, fmt: str, ledger
 
     \b
     Times: 2026-03-01, 2026-03-01T12:00Z, @1767225600, now, or a duration ago (24h, 7d).
-    Pilots running across the window are clipped to it. With --by owner or route, a pilot's
-    core-hours are shared among the groups whose jobs ran on it, in proportion to their use.
+    Pilots running across the window are clipped to it. With --by owner, route or schedd, a
+    pilot's core-hours are shared among the groups whose jobs ran on it, in proportion to their
+    use; runs counts the jobs run on pilots (--by schedd: jobs flocked in from each campus schedd).
     """
     now = time.time()
     try:

@@ -12,7 +12,11 @@ Over a window ``[since, until)``; every interval is clipped to it, and intervals
 * pilots **requested** (created in the window), **started** (first ran in the window), **failed**
   (ended ``failed`` or ``lost`` in the window).
 
-Grouping ``by="site"`` is direct. ``by="owner"`` or ``"route"``: a pilot serves several owners,
+**job runs**: how many job executions on pilots overlap the window (a job flocked in from a
+campus schedd counts like any other: ``by="schedd"`` shows which schedd each run came from,
+read from its GlobalJobId).
+
+Grouping ``by="site"`` is direct. ``by="owner"``, ``"route"`` or ``"schedd"``: a pilot serves several owners,
 so its delivered core-hours and spend are shared among the groups in proportion to the core-hours
 their jobs used on it; a pilot that ran no job in the window goes to the group ``(no jobs)``. Pilot
 counts then count each pilot under every group it served (the total row counts each pilot once).
@@ -42,13 +46,15 @@ __all__ = [
     "JobRun",
     "PilotJobRow",
     "account",
+    "job_schedd",
     "open_job_runs",
     "pilot_jobs",
     "record_pilot_jobs",
     "state_history",
 ]
 
-GroupBy = Literal["site", "owner", "route"]
+GroupBy = Literal["site", "owner", "route", "schedd"]
+GROUP_BY: tuple[GroupBy, ...] = ("site", "owner", "route", "schedd")
 NO_JOBS = "(no jobs)"
 _RUNNING = frozenset({PilotState.RUNNING.value, PilotState.JOINED.value})
 _FAILED = frozenset({PilotState.FAILED.value, PilotState.LOST.value})
@@ -94,6 +100,7 @@ class AccountingRow:
     pilots_started: int
     pilots_failed: int
     spend: float
+    job_runs: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -182,11 +189,15 @@ class _Acc:
     requested: set[str] = field(default_factory=set)
     started: set[str] = field(default_factory=set)
     failed: set[str] = field(default_factory=set)
+    runs: int = 0
 
-    def add(self, p: PilotRow, delivered: float, spend: float, used: float, since: float, until: float) -> None:
+    def add(
+        self, p: PilotRow, delivered: float, spend: float, used: float, since: float, until: float, runs: int = 0
+    ) -> None:
         self.delivered += delivered
         self.spend += spend
         self.used += used
+        self.runs += runs
         if since <= p.created_at < until:
             self.requested.add(p.pilot_id)
         if p.started_at is not None and since <= p.started_at < until:
@@ -207,7 +218,24 @@ class _Acc:
             pilots_started=len(self.started),
             pilots_failed=len(self.failed),
             spend=self.spend / 3600.0,
+            job_runs=self.runs,
         )
+
+
+def job_schedd(job_id: str) -> str:
+    """The schedd a job run came from: the first field of its GlobalJobId (``schedd#cluster.proc#qdate``)."""
+    schedd, sep, _ = job_id.partition("#")
+    return schedd if sep and schedd else "(unknown)"
+
+
+def _group_key(by: GroupBy, site: str, job: PilotJobRow) -> str:
+    if by == "site":
+        return site
+    if by == "owner":
+        return job.owner
+    if by == "route":
+        return job.route
+    return job_schedd(job.job_id)
 
 
 def _pilot_filter(factory: str | None, since: float, until: float) -> Any:
@@ -229,8 +257,8 @@ def account(
 
     ``costs``: cost per core-hour by site (``SiteConfig.cost_per_core_hour``); missing sites cost 0.
     """
-    if by not in ("site", "owner", "route"):
-        raise ValueError(f"cannot group by {by!r}: use site, owner or route")
+    if by not in GROUP_BY:
+        raise ValueError(f"cannot group by {by!r}: use site, owner, route or schedd")
     if until <= since:
         raise ValueError("the window is empty: until must be after since")
     now = time.time() if now is None else now
@@ -263,10 +291,13 @@ def account(
         delivered = p.cpus * _running_seconds(states.get(p.pilot_id, ()), since, hi)
         spend = delivered * costs.get(p.site, 0.0)
         used_by: dict[str, float] = defaultdict(float)
+        runs_by: dict[str, int] = defaultdict(int)
         for job in jobs.get(p.pilot_id, ()):
             end = job.ended_at if job.ended_at is not None else hi
-            key = p.site if by == "site" else (job.owner if by == "owner" else job.route)
+            key = _group_key(by, p.site, job)
             used_by[key] += job.cpus * _overlap(job.started_at, end, since, hi)
+            if job.started_at < hi and end > since:  # not a run that has not begun by now
+                runs_by[key] += 1
         used = sum(used_by.values())
         if by == "site":
             shares = {p.site: 1.0}
@@ -274,9 +305,13 @@ def account(
             shares = {k: u / used for k, u in used_by.items()}
         else:
             shares = {NO_JOBS: 1.0}
-        total.add(p, delivered, spend, used, since, until)
+        total.add(p, delivered, spend, used, since, until, sum(runs_by.values()))
         for key, share in shares.items():
-            groups[key].add(p, delivered * share, spend * share, used_by.get(key, 0.0), since, until)
+            groups[key].add(
+                p, delivered * share, spend * share, used_by.get(key, 0.0), since, until, runs_by.get(key, 0)
+            )
+        for key in runs_by.keys() - shares.keys():  # runs that used no time in the window (zero length)
+            groups[key].runs += runs_by[key]
     rows = tuple(groups[k].row(k) for k in sorted(groups))
     return Accounting(since, until, by, rows, total.row("total"))
 
