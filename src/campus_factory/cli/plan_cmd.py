@@ -43,9 +43,9 @@ def _demand(cfg: Config, demand_file: str | None) -> list[JobGroup]:
         from ..demand.fake import FileDemand
 
         return FileDemand(demand_file).idle_groups()
-    from ..demand.htcondor import HTCondorDemand
+    from ..demand.flocking import pool_demand  # with pool.flock_from: what flocks here too
 
-    return HTCondorDemand(cfg.pool).idle_groups()
+    return pool_demand(cfg.pool).idle_groups()
 
 
 def dry_run(
@@ -154,7 +154,9 @@ def plan_explain(ctx: click.Context, /, group_id: str | None, job_id: str | None
     elif job_id:
         chosen = [g for g in run.groups if job_id in g.jobs]
         if not chosen:
-            raise CampusFactoryError(f"job {job_id} is in no idle job group (or its group lists no job ids)")
+            flocks = config_of(ctx).pool.flock_from
+            left = " (jobs some campus slot could run are left to the campus pool)" if flocks else ""
+            raise CampusFactoryError(f"job {job_id} is in no idle job group{left} (or its group lists no job ids)")
     data = [group_explanation(run.plan, g, run.sites, run.cache) for g in sorted(chosen, key=lambda g: g.group_id)]
     if kw["as_json"]:
         click.echo(render_json(data))

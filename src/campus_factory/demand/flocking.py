@@ -29,9 +29,9 @@ from ..domain import JobGroup
 from ..errors import DemandError
 from .base import DemandSource
 from .campus import CampusSlot, FlockSplit, campus_slot, group_with, shape_signature, slot_job_refs, split_for_flocking
-from .htcondor import PROJECTION, referenced
+from .htcondor import PROJECTION, HTCondorDemand, referenced
 
-__all__ = ["MAX_SHAPES", "CombinedDemand", "FlockedDemand"]
+__all__ = ["MAX_SHAPES", "CombinedDemand", "FlockedDemand", "pool_demand"]
 
 log = logging.getLogger(__name__)
 
@@ -167,3 +167,9 @@ class CombinedDemand:
     def idle_groups(self) -> list[JobGroup]:
         own = [g for g in self.local.idle_groups() if g.schedd not in self.campus_schedds]
         return own + self.flocked.idle_groups()
+
+
+def pool_demand(pool: PoolOptions) -> DemandSource:
+    """The demand of the pool's own schedds, and of the campus schedds that flock to it."""
+    own = HTCondorDemand(pool)
+    return CombinedDemand(own, FlockedDemand(pool)) if pool.flock_from else own

@@ -7,8 +7,7 @@ from pathlib import Path
 from ..config import Config
 from ..demand.base import DemandSource
 from ..demand.fake import FileDemand
-from ..demand.flocking import CombinedDemand, FlockedDemand
-from ..demand.htcondor import HTCondorDemand
+from ..demand.flocking import pool_demand
 from ..ledger import Ledger
 from ..pilot.payload import GlideinBuilder
 from ..pool.htcondor import HTCondorJobs, HTCondorPool
@@ -46,9 +45,7 @@ def build_factory(
     """
     url = ledger_url or config.factory.ledger_url
     ledger = open_for_reading(url) if read_only else Ledger.open(url)
-    demand: DemandSource = FileDemand(demand_file) if demand_file else HTCondorDemand(config.pool)
-    if config.pool.flock_from and not demand_file:  # campus schedds flock here: their unmatched jobs too
-        demand = CombinedDemand(demand, FlockedDemand(config.pool))
+    demand: DemandSource = FileDemand(demand_file) if demand_file else pool_demand(config.pool)
     run = executor or LocalExecutor()
     glidein = GlideinBuilder(config.pool, config.pilot, run, config.factory.name)
     providers = {s.name: build_provider(s, config.pilot, run, config.factory.name, glidein) for s in config.sites}
