@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test unit lint typecheck bench docs chaos clean venv
+.PHONY: demo test unit lint typecheck bench bench-loop docs chaos clean venv
 
 venv: $(STAMP)
 
@@ -43,6 +43,18 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m campus_factory.cli.main bench all --write docs/benchmarks.md
 	$(BIN)/python -m campus_factory.cli.main bench provisioning --write docs/benchmarks.md --plot docs/img/provisioning.png
+	$(MAKE) bench-loop
+
+## bench-loop: the loop at 1k/10k/50k live pilots on SQLite and a private PostgreSQL (under the service lock)
+PG_BENCH ?= /tmp/cf-bench-pg
+bench-loop: $(STAMP)
+	flock /tmp/cf-services.lock sh -c 'set -e; \
+	  port=$$($(BIN)/python -c "import socket; s=socket.socket(); s.bind((\"127.0.0.1\", 0)); print(s.getsockname()[1])"); \
+	  rm -rf $(PG_BENCH); mkdir -p $(PG_BENCH); chmod 755 $(PG_BENCH); \
+	  trap "BASE=$(PG_BENCH)/pg PORT=$$port bash tests/services/postgres-down.sh >/dev/null 2>&1; rm -rf $(PG_BENCH)" EXIT; \
+	  BASE=$(PG_BENCH)/pg PORT=$$port bash tests/services/postgres-up.sh >/dev/null; \
+	  $(BIN)/python -m campus_factory.cli.main bench loop-table --write docs/benchmarks.md \
+	    --postgres-url postgresql+psycopg://postgres@127.0.0.1:$$port/postgres'
 
 ## chaos: SIGKILL the factory at random points against real Slurm and EC2 (moto); RUNS=N
 RUNS ?= 20

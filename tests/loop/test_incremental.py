@@ -140,3 +140,29 @@ def test_job_runs_are_written_only_when_they_begin_or_end(tmp_path: Path) -> Non
     jobs.running = jobs.running[1:]
     assert tracker.update(led, "f", 140.0, generation=1) == 1
     assert tracker.update(led, "f", 200.0, generation=2) == 0  # read again: the same open runs
+
+
+def test_bench_loop_prints_the_figures_the_issue_asks_for(tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from campus_factory.cli.main import cli
+
+    url = f"sqlite:///{tmp_path}/l.sqlite"
+    out = CliRunner().invoke(cli, ["bench", "loop", "--pilots", "60", "--cycles", "2", "--ledger", url, "--json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    assert {"pilots", "cycle_s_median", "cycle_s_p95", "rss_mb", "queries_per_cycle"} <= set(data)
+    assert data["pilots"] == 60 and data["backend"] == "sqlite" and data["queries_per_cycle"] > 0
+    again = CliRunner().invoke(cli, ["bench", "loop", "--pilots", "60", "--cycles", "2", "--ledger", url])
+    assert again.exit_code != 0 and "already holds pilots" in again.output  # only an empty ledger
+
+
+def test_the_loop_section_replaces_only_itself() -> None:
+    from campus_factory.sim.bench_loop_table import MARK_END, MARK_START, replace_loop_section
+
+    doc = f"# B\n\nplanner\n\n{MARK_START}\nold\n{MARK_END}\n\ntail\n"
+    new = replace_loop_section(doc, f"{MARK_START}\nnew\n{MARK_END}")
+    assert new == f"# B\n\nplanner\n\n{MARK_START}\nnew\n{MARK_END}\n\ntail\n"
+    assert replace_loop_section("# B\n", "S") == "# B\n\nS\n"

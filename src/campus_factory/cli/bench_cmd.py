@@ -76,6 +76,32 @@ def bench_loop(pilots: int, ledger_url: str | None, cycles: int, seed: int, as_j
         )
 
 
+@bench.command("loop-table")
+@click.option("--postgres-url", help="A PostgreSQL server (its user may create databases): rows for it too.")
+@click.option("--cycles", default=10, show_default=True, help="Cycles timed per row.")
+@click.option("--sizes", default="1000,10000,50000", show_default=True, help="Live pilots of each row.")
+@click.option("--write", type=click.Path(dir_okay=False), help="Record the figures in this Markdown file.")
+def bench_loop_table(postgres_url: str | None, cycles: int, sizes: str, write: str | None) -> None:
+    """`bench loop` at several sizes, on SQLite (and PostgreSQL), each in its own process."""
+    from ..sim.bench_loop_table import render_loop_markdown, replace_loop_section, run_loop_table
+
+    try:
+        counts = [int(x) for x in sizes.split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter(f"not a list of numbers: {sizes!r}", param_hint="--sizes") from None
+    if not counts or min(counts) < 20 or max(counts) > 1_000_000:
+        raise click.BadParameter("each size must be from 20 to 1000000", param_hint="--sizes")
+    rows = run_loop_table(counts, cycles=cycles, postgres_url=postgres_url)
+    for r in rows:
+        click.echo(render_json(r))
+    if write:
+        command = "make bench" if postgres_url else f"campus-factory bench loop-table --sizes {sizes}"
+        path = Path(write)
+        doc = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+        path.write_text(replace_loop_section(doc, render_loop_markdown(rows, command, cycles)), encoding="utf-8")
+        click.echo(f"wrote the loop section of {path}", err=True)
+
+
 @bench.command("all")
 @click.option("--write", type=click.Path(dir_okay=False), help="Record the figures in this Markdown file.")
 def bench_all(write: str | None) -> None:

@@ -29,7 +29,8 @@ from sqlalchemy import event
 
 from ..config import parse_config
 from ..domain import JobGroup, PilotRequest
-from ..ledger import Ledger, PilotEvent, Update
+from ..errors import LedgerError
+from ..ledger import LIVE, Ledger, PilotEvent, Update
 from ..loop.factory import Factory
 from ..pool.fake import FakePool, pilot_ad
 from ..providers.base import JobState, Submission
@@ -55,6 +56,9 @@ class LoopBenchResult:
     cycles: int = 0
     seed_s: float = 0.0
     changed_per_cycle: float = 0.0
+    cycle_cpu_s_median: float = 0.0
+    list_s: float = 0.0  # the newest 200 live pilots (pilot list, the API's first page)
+    list_deep_s: float = 0.0  # 200 live pilots from the middle (a deep page)
 
     def summary(self) -> dict[str, Any]:
         """The figures the issue asks for, as ``bench loop --json`` prints them."""
@@ -67,6 +71,9 @@ class LoopBenchResult:
             "backend": self.backend,
             "cycles": self.cycles,
             "changed_per_cycle": self.changed_per_cycle,
+            "cycle_cpu_s_median": round(self.cycle_cpu_s_median, 4),
+            "list_s": round(self.list_s, 4),
+            "list_deep_s": round(self.list_deep_s, 4),
         }
 
 
@@ -226,6 +233,9 @@ def _run(pilots: int, ledger_url: str | None, cycles: int, seed: int, churn: flo
     with tempfile.TemporaryDirectory(prefix="cf-bench-loop-") as tmp:
         url = ledger_url or f"sqlite:///{Path(tmp) / 'ledger.sqlite'}"
         b = _Bench(pilots, url, seed)
+        if b.ledger.pilots(factory="bench", limit=1):
+            b.ledger.close()
+            raise LedgerError(f"the ledger at {url} already holds pilots of a factory named bench: give an empty one")
         b.factory.new_id = b.new_id  # type: ignore[method-assign]  # reproducible ids
         try:
             t0 = time.perf_counter()
@@ -234,6 +244,7 @@ def _run(pilots: int, ledger_url: str | None, cycles: int, seed: int, churn: flo
             counter = QueryCounter(b.ledger)
             demand = _demand(pilots, b.rng)
             times: list[float] = []
+            cpus: list[float] = []
             queries: list[int] = []
             changed: list[int] = []
             for i in range(warmup + cycles):
@@ -242,15 +253,22 @@ def _run(pilots: int, ledger_url: str | None, cycles: int, seed: int, churn: flo
                 b.sync_pool()
                 demand = _drift(demand, b.rng)
                 counter.count = 0
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 report = asyncio.run(b.factory.run_once(demand=demand))
-                elapsed = time.perf_counter() - t
+                elapsed, cpu = time.perf_counter() - t, time.process_time() - c
                 if report.errors:
                     raise RuntimeError(f"bench cycle failed: {report.errors}")
                 if i >= warmup:  # the first cycles warm caches (match cache, live pilots)
                     times.append(elapsed)
+                    cpus.append(cpu)
                     queries.append(counter.count)
                     changed.append(ended + report.submitted + report.cancelled)
+            t = time.perf_counter()
+            b.ledger.pilots(factory="bench", states=LIVE, limit=200)
+            list_s = time.perf_counter() - t
+            t = time.perf_counter()
+            b.ledger.pilots(factory="bench", states=LIVE, limit=200, offset=pilots // 2)
+            list_deep_s = time.perf_counter() - t
             times.sort()
             p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
             return LoopBenchResult(
@@ -263,6 +281,9 @@ def _run(pilots: int, ledger_url: str | None, cycles: int, seed: int, churn: flo
                 cycles=cycles,
                 seed_s=seed_s,
                 changed_per_cycle=statistics.median(changed),
+                cycle_cpu_s_median=statistics.median(cpus),
+                list_s=list_s,
+                list_deep_s=list_deep_s,
             )
         finally:
             b.ledger.close()
