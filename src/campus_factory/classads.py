@@ -37,7 +37,7 @@ __all__ = [
     "value_text",
 ]
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 
 # classad2 25.14 quirk (reproduced here): the first parse loads htcondor2 to register HTCondor's
 # ClassAd functions (versionGE, ...), and an ad parsed before the process's first evaluation of an
@@ -52,7 +52,7 @@ class ClassAdError(ValueError):
 
 def is_identifier(name: str) -> bool:
     """True for a valid ClassAd attribute name."""
-    return bool(_IDENT.match(name))
+    return bool(_IDENT.fullmatch(name))
 
 
 def literal(value: object) -> str:

@@ -53,12 +53,16 @@ def test_submit_description() -> None:
     assert d["environment"] == '"CAMPUS_FACTORY_PROC=$(Process)"'
     assert (d["request_cpus"], d["request_memory"], d["allowed_execute_duration"]) == ("1", "100MB", "600")
     assert d["requirements"] == 'OpSys == "LINUX"' and d["accounting_group"] == "group_physics"
-    _, site = site_config(submit={"bad key": "x"})
+    # refused by the config now (issue 15): a submit command name, one ClassAd expression
+    with pytest.raises(ConfigError, match="submit command name"):
+        site_config(submit={"bad key": "x"})
+    with pytest.raises(ConfigError, match="requirements"):
+        site_config(requirements="true\nqueue 100")
+    _, site = site_config(submit={"+ProjectName": '"phys"', "MY.Extra": "1"})
+    assert submit_description(site, sub, "/tmp/x.sh")["+ProjectName"] == '"phys"'
+    unsafe = site.model_copy(update={"htcondor": site.htcondor.model_copy(update={"submit": {"bad key": "x"}})})
     with pytest.raises(UnsafeValueError):
-        submit_description(site, sub, "/tmp/x.sh")
-    _, site = site_config(requirements="true\nqueue 100")
-    with pytest.raises(UnsafeValueError):
-        submit_description(site, sub, "/tmp/x.sh")
+        submit_description(unsafe, sub, "/tmp/x.sh")
     with pytest.raises(ConfigError, match="collector"):
         cfg, site = site_config(collector="")
         build_provider(site, cfg.pilot, LocalExecutor(), "rc")

@@ -8,6 +8,7 @@ mutating action is refused (403), so an API without a token is read-only.
 from __future__ import annotations
 
 import hmac
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,8 @@ from ..config import ApiOptions
 from ..errors import ConfigError
 
 __all__ = ["Access", "load_token"]
+
+log = logging.getLogger(__name__)
 
 _bearer = HTTPBearer(auto_error=False, description="The API token (api.token_file or api.token_env).")
 
@@ -33,6 +36,11 @@ def load_token(api: ApiOptions) -> str | None:
             raise ConfigError(f"api.token_file: cannot read {path}: {exc.strerror or exc}") from exc
         if not token:
             raise ConfigError(f"api.token_file: {path} is empty")
+        from ..config.host import secret_file_warning
+
+        warning = secret_file_warning(path, "api.token_file")
+        if warning is not None:
+            log.warning("%s: %s", warning[1], warning[2])
         return token
     if api.token_env:
         token = os.environ.get(api.token_env, "").strip()

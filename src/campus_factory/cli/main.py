@@ -120,6 +120,13 @@ def config_check(ctx: click.Context, file: str | None) -> None:
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         ctx.exit(1)
+    from ..config.host import host_findings
+
+    findings = host_findings(cfg)
+    for severity, key, message in findings:
+        click.echo(f"{severity}: {key}: {message}", err=True)
+    if any(severity == "error" for severity, _, _ in findings):
+        ctx.exit(1)
     click.echo(f"OK: {path}: {len(cfg.sites)} site(s), factory {cfg.factory.name!r}")
 
 

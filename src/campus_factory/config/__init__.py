@@ -7,6 +7,9 @@ that names its path. Nothing reads configuration from globals: :func:`load_confi
 
 from __future__ import annotations
 
+import os
+import re
+import stat
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from ..errors import ConfigError
 from ._base import Duration, _nul_path, _Section, parse_duration
+from ._grammar import fullmatch
 from .factory import ApiOptions, FactoryOptions, FlockSource, LoggingOptions, PilotOptions, PoolOptions, TokenOptions
 from .site import (
     CLOUD_PROVIDERS,
@@ -68,11 +72,13 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _unique_sites(self) -> Config:
-        seen: set[str] = set()
+        seen: dict[str, str] = {}
         for site in self.sites:
-            if site.name in seen:
-                raise ValueError(f"site name {site.name!r} is used twice")
-            seen.add(site.name)
+            low = site.name.lower()
+            if low in seen:
+                same = "is used twice" if seen[low] == site.name else f"differs from {seen[low]!r} only in case"
+                raise ValueError(f"site name {site.name!r} {same}")
+            seen[low] = site.name
         return self
 
     @model_validator(mode="after")
@@ -109,12 +115,19 @@ def _path(loc: tuple[int | str, ...], data: Any) -> str:
             name = None
             if isinstance(node, list) and part < len(node) and isinstance(node[part], dict):
                 name = node[part].get("name")
-            out[-1] = f"{out[-1]}[{name if isinstance(name, str) else part}]" if out else f"[{part}]"
+            printable = isinstance(name, str) and name.isprintable() and 0 < len(name) <= 60
+            shown = name if printable else part  # never a raw name holding a line break or an escape
+            out[-1] = f"{out[-1]}[{shown}]" if out else f"[{part}]"
             node = node[part] if isinstance(node, list) and part < len(node) else None
         else:
-            out.append(part)
+            out.append(part if fullmatch(KEY, part) else repr(part))
             node = node.get(part) if isinstance(node, dict) else None
     return ".".join(out) or "(top level)"
+
+
+KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: the largest config file read (a config is a few kB)
+MAX_FILE_BYTES = 16 << 20
 
 
 def _reason(error: Any) -> str:
@@ -138,19 +151,40 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
         raise ConfigError(f"{source}: {len(problems)} problem(s) in the config", problems) from exc
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate a TOML config file."""
-    p = Path(path)
+def _read(p: Path) -> str:
+    """The text of a regular file: a FIFO, device or directory is refused without opening it
+    for a blocking read."""
     try:
-        text = p.read_text(encoding="utf-8")
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
     except FileNotFoundError as exc:
         raise ConfigError(f"{p}: no such config file (pass --config or set CAMPUS_FACTORY_CONFIG)") from exc
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read the config file: {exc.strerror or exc}") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"{p}: not a regular file (a config is a TOML file, not a FIFO, device or directory)")
+        if info.st_size > MAX_FILE_BYTES:
+            raise ConfigError(f"{p}: {info.st_size} bytes is too large for a config file (at most 16 MiB)")
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read(MAX_FILE_BYTES + 1).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{p}: cannot read the config file: {exc}") from exc
+    finally:
+        os.close(fd)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a TOML config file (a regular file, not empty)."""
+    p = Path(path)
+    text = _read(p)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
     except RecursionError:  # tomllib recurses once per level of nested arrays or inline tables
         raise ConfigError(f"{p}: not valid TOML: arrays or inline tables are nested too deeply") from None
+    if not data:
+        raise ConfigError(f"{p}: the config file is empty (see examples/campus.toml for every key)")
     return parse_config(data, str(p))

@@ -5,9 +5,20 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ._base import _NAME, Duration, _check_env_names, _Section
+from ._grammar import (
+    IDENTITY,
+    MAX_QUEUE_ALLOWANCE,
+    WORD,
+    check_collector,
+    check_config_values,
+    check_knob_names,
+    check_ledger_url,
+    check_names,
+    fullmatch,
+)
 
 __all__ = [
     "ApiOptions",
@@ -111,6 +122,17 @@ class PoolOptions(_Section):
             raise ValueError("pool.flock_from: each campus pool needs its own name")
         return self
 
+    @field_validator("collector")
+    @classmethod
+    def _collector(cls, value: str) -> str:
+        return check_collector(value)
+
+    @field_validator("schedds")
+    @classmethod
+    def _schedds(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        check_names(value, WORD, "a schedd name")
+        return value
+
 
 class FactoryOptions(_Section):
     """The loop itself."""
@@ -131,6 +153,11 @@ class FactoryOptions(_Section):
         description="A pilot recorded as requested but never seen at its site after this long is failed.",
     )
 
+    @field_validator("ledger_url")
+    @classmethod
+    def _ledger(cls, value: str) -> str:
+        return check_ledger_url(value)
+
 
 class TokenOptions(_Section):
     """How the factory mints each submission's IDTOKEN (run where the pool's signing key is)."""
@@ -140,7 +167,10 @@ class TokenOptions(_Section):
         description="Identity in the token; {site} is replaced. The pool's ALLOW_ADVERTISE_STARTD must match it.",
     )
     queue_allowance: Duration = Field(
-        86400.0, ge=0, description="Token lifetime beyond the pilot walltime, to cover time waiting in the queue."
+        86400.0,
+        ge=0,
+        le=MAX_QUEUE_ALLOWANCE,
+        description="Token lifetime beyond the pilot walltime, to cover time waiting in the queue (at most 14 days).",
     )
     command: tuple[str, ...] = Field(
         ("condor_token_create",), min_length=1, description="The minting command (argument list)."
@@ -154,6 +184,10 @@ class TokenOptions(_Section):
     @model_validator(mode="after")
     def _env(self) -> TokenOptions:
         _check_env_names(self.environment)
+        if self.key is not None:
+            check_names([self.key], WORD, "a signing key name")
+        if not fullmatch(IDENTITY, self.identity.replace("{site}", "site")):
+            raise ValueError(f"identity {self.identity!r} is not of the form user@domain ({{site}} allowed in user)")
         return self
 
 
@@ -191,6 +225,13 @@ class PilotOptions(_Section):
         default_factory=dict, description="More HTCondor configuration for glideins, knob = value."
     )
     token: TokenOptions = Field(default_factory=lambda: TokenOptions())
+
+    @field_validator("extra_config")
+    @classmethod
+    def _knobs(cls, value: dict[str, str]) -> dict[str, str]:
+        check_knob_names(value, "pilot.extra_config")
+        check_config_values(value.values(), "pilot.extra_config")
+        return value
 
 
 class ApiOptions(_Section):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ._base import _NAME, Duration, _check_env_names, _Section
+from ._grammar import ATTRIBUTE, MAX_WALLTIME, SUBMIT_KEY, WORD, check_attribute_names, check_collector, check_names
 
 __all__ = [
     "CLOUD_PROVIDERS",
@@ -26,10 +27,10 @@ __all__ = [
 class SlotResources(_Section):
     """What one pilot at a site offers (its partitionable slot)."""
 
-    cpus: int = Field(1, ge=1, description="Cores per pilot.")
-    memory_mb: int = Field(2048, ge=1, description="Memory per pilot, in MB.")
-    disk_mb: int = Field(10240, ge=0, description="Scratch disk per pilot, in MB.")
-    gpus: int = Field(0, ge=0, description="GPUs per pilot.")
+    cpus: int = Field(1, ge=1, le=100_000, description="Cores per pilot.")
+    memory_mb: int = Field(2048, ge=1, le=1 << 31, description="Memory per pilot, in MB.")
+    disk_mb: int = Field(10240, ge=0, le=1 << 40, description="Scratch disk per pilot, in MB.")
+    gpus: int = Field(0, ge=0, le=10_000, description="GPUs per pilot.")
     sizing: Literal["fixed", "fit"] = Field(
         "fixed",
         description="How big new pilots are. 'fixed': every pilot has the resources above. 'fit': the "
@@ -68,11 +69,14 @@ class SlotResources(_Section):
 
     @model_validator(mode="after")
     def _classad(self) -> SlotResources:
-        from ..classads import ClassAdError, check_expression, is_identifier
+        from ..classads import ClassAdError, check_expression
 
-        for name in (*self.attributes, *self.expressions):
-            if not is_identifier(name):
-                raise ValueError(f"{name!r} is not a ClassAd attribute name")
+        check_attribute_names(self.attributes, "slot.attributes")
+        check_attribute_names(self.expressions, "slot.expressions")
+        check_names((*self.learn_attributes, *self.pinned), ATTRIBUTE, "a ClassAd attribute name")
+        low = [n.lower() for n in (*self.attributes, *self.expressions)]
+        if len(set(low)) != len(low):
+            raise ValueError("an attribute is declared twice (names are case-insensitive)")
         for key, text in (("start", self.start), *((f"expressions.{k}", v) for k, v in self.expressions.items())):
             try:
                 check_expression(text)
@@ -317,6 +321,22 @@ class RemoteHTCondorOptions(_Section):
         description="More submit commands, e.g. accounting_group = 'group_physics'.",
     )
 
+    @model_validator(mode="after")
+    def _checked(self) -> RemoteHTCondorOptions:
+        from ..classads import ClassAdError, check_expression
+
+        if self.collector is not None:
+            check_collector(self.collector)
+        if self.schedd is not None:
+            check_names([self.schedd], WORD, "a schedd name")
+        check_names(self.submit, SUBMIT_KEY, "a submit command name (letters, digits, _; +Attr or MY.Attr)")
+        if self.requirements is not None:
+            try:
+                check_expression(self.requirements)
+            except ClassAdError as exc:
+                raise ValueError(f"requirements: {exc}") from None
+        return self
+
 
 #: providers whose pilots are cloud VMs or pods: they advertise IsCloudNode = True
 CLOUD_PROVIDERS = frozenset({"ec2", "openstack", "libcloud", "kubernetes"})
@@ -342,7 +362,9 @@ class SiteConfig(_Section):
     )
     slot: SlotResources = Field(default_factory=SlotResources)
     limits: SiteLimits = Field(default_factory=SiteLimits)
-    walltime: Duration = Field(4 * 3600.0, gt=0, description="Walltime requested for each pilot.")
+    walltime: Duration = Field(
+        4 * 3600.0, gt=0, le=MAX_WALLTIME, description="Walltime requested for each pilot (at most 30 days)."
+    )
     idle_timeout: Duration = Field(600.0, ge=0, description="A pilot idle for this long leaves (or is cancelled).")
     batch: BatchOptions = Field(default_factory=BatchOptions)
     transport: TransportOptions = Field(default_factory=TransportOptions)
@@ -371,6 +393,12 @@ class SiteConfig(_Section):
     cloud: CloudOptions = Field(default_factory=CloudOptions)
     budget: BudgetOptions = Field(default_factory=BudgetOptions)
     htcondor: RemoteHTCondorOptions = Field(default_factory=RemoteHTCondorOptions)
+
+    @field_validator("allowed_owners", "allowed_groups")
+    @classmethod
+    def _who(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        check_names(value, WORD, "a user or accounting group name (letters, digits, _ . @ + -)")
+        return value
 
     @model_validator(mode="after")
     def _cores(self) -> SiteConfig:

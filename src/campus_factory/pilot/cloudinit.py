@@ -54,8 +54,8 @@ __all__ = [
 CONFIG_PATH = "/etc/campus-factory/pilot.conf"
 SCRIPT_PATH = "/usr/local/libexec/campus-factory-pilot"
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_PILOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PILOT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -126,10 +126,10 @@ def glidein_lines(spec: GlideinSpec) -> list[str]:
 
 
 def _check(pilot: CloudPilot) -> None:
-    if not _PILOT_ID.match(pilot.pilot_id):
+    if not _PILOT_ID.fullmatch(pilot.pilot_id):
         raise UnsafeValueError(f"invalid pilot id {pilot.pilot_id!r}")
     for name in pilot.environment:
-        if not _ENV_NAME.match(name):
+        if not _ENV_NAME.fullmatch(name):
             raise UnsafeValueError(f"invalid environment variable name {name!r}")
     if pilot.walltime_s <= 0:
         raise ValueError("the walltime must be positive")

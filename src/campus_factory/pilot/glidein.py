@@ -22,18 +22,19 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ..config._grammar import FACTORY_OWNED_KNOBS
 from ..errors import UnsafeValueError
 
 __all__ = ["GlideinSpec", "check_attribute_name", "check_config_value", "glidein_payload"]
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_TOKEN = re.compile(r"^[A-Za-z0-9_.=-]+$")
-_SCRATCH = re.compile(r"^[A-Za-z0-9_/.${}:-]+$")
-_HOSTPORT = re.compile(r"^[A-Za-z0-9_.:\[\]-]+(\?[A-Za-z0-9_.=&-]+)?$")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TOKEN = re.compile(r"[A-Za-z0-9_.=-]+")
+_SCRATCH = re.compile(r"[A-Za-z0-9_/.${}:-]+")
+_HOSTPORT = re.compile(r"[A-Za-z0-9_.:\[\]-]+(\?[A-Za-z0-9_.=&-]+)?")
 
 
 def check_attribute_name(name: str) -> str:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise UnsafeValueError(f"{name!r} is not a valid ClassAd attribute / config knob name")
     return name
 
@@ -83,15 +84,18 @@ class GlideinSpec:
 
 
 def _static_config(spec: GlideinSpec) -> list[str]:
-    if not _HOSTPORT.match(spec.collector):
+    if not _HOSTPORT.fullmatch(spec.collector):
         raise UnsafeValueError(f"invalid collector address {spec.collector!r}")
     attrs = {
         "CampusFactorySite": _classad_string(spec.site),
         "CampusFactoryName": _classad_string(spec.factory),
         "IsCloudNode": "True" if spec.is_cloud else "False",
     }
+    own = {n.lower() for n in attrs} | {"start", "requirements", "cf_site_start"}
     for name, expr in spec.attributes.items():
-        attrs[check_attribute_name(name)] = check_config_value(expr)
+        if check_attribute_name(name).lower() in own:
+            raise UnsafeValueError(f"slot attribute {name!r} is set by the factory itself")
+        attrs[name] = check_config_value(expr)
     # a pilot sized for one job runs only jobs that take the cores it asked for (the requested
     # size, not TotalSlotCpus: a scheduler may grant more, e.g. a whole core of two threads)
     fill = f" && (TARGET.RequestCpus >= {int(spec.cpus)})" if spec.fill_only else ""
@@ -140,17 +144,26 @@ def _static_config(spec: GlideinSpec) -> list[str]:
     # the job's route is copied into its slot ad, so accounting can tell routes apart
     lines.append("STARTD_JOB_ATTRS = $(STARTD_JOB_ATTRS) CampusFactoryRoute")
     for name, value in spec.extra_config.items():
-        lines.append(f"{check_attribute_name(name)} = {check_config_value(value)}")
+        if check_attribute_name(name).lower() in FACTORY_OWNED_KNOBS or name.lower() in own:
+            raise UnsafeValueError(f"pilot.extra_config: {name!r} is written by the glidein itself")
+        lines.append(f"{name} = {check_config_value(value)}")
     return lines
+
+
+def _heredoc(command: str, delimiter: str, body: list[str]) -> list[str]:
+    """A quoted heredoc (no expansion); no line of ``body`` can end it early."""
+    if any(line == delimiter or "\n" in line or "\r" in line for line in body):
+        raise UnsafeValueError(f"a line of the glidein's files would end its heredoc ({delimiter})")
+    return [f"{command} <<'{delimiter}'", *body, delimiter]
 
 
 def glidein_payload(spec: GlideinSpec) -> list[str]:
     """Bash lines that run the glidein; they end with the pilot's exit status in ``cf_rc``."""
-    if not _TOKEN.match(spec.token):
+    if not _TOKEN.fullmatch(spec.token):
         raise UnsafeValueError("the pilot token holds characters a token never has")
     if spec.cpus < 1 or spec.memory_mb < 1:
         raise ValueError("a glidein needs at least one cpu and some memory")
-    if not _SCRATCH.match(spec.scratch):
+    if not _SCRATCH.fullmatch(spec.scratch):
         raise UnsafeValueError(f"invalid scratch directory {spec.scratch!r}")
     locations = " ".join(shlex.quote(p) for p in spec.condor_locations)
     repos = " ".join(shlex.quote(r) for r in spec.cvmfs_repositories)
@@ -207,12 +220,8 @@ def glidein_payload(spec: GlideinSpec) -> list[str]:
         'if [ "$(id -u)" = 0 ] && [ -z "${_CONDOR_CONDOR_IDS:-}" ] && getent passwd condor >/dev/null 2>&1; then',
         '  chown condor: "$cf_dir/log" "$cf_dir/spool" "$cf_dir/execute" "$cf_dir/lock" "$cf_dir/run"',
         "fi",
-        "cat > \"$cf_dir/condor_config\" <<'CF_CONFIG_EOF'",
-        *_static_config(spec),
-        "CF_CONFIG_EOF",
-        "(umask 077; cat > \"$cf_dir/tokens.d/campus-factory\" <<'CF_TOKEN_EOF'",
-        spec.token,
-        "CF_TOKEN_EOF",
+        *_heredoc('cat > "$cf_dir/condor_config"', "CF_CONFIG_EOF", _static_config(spec)),
+        *_heredoc('(umask 077; cat > "$cf_dir/tokens.d/campus-factory"', "CF_TOKEN_EOF", [spec.token]),
         ")",
         f"cf_end=$(( $(date +%s) + {int(spec.walltime_s)} ))",
         "cf_job=${SLURM_JOB_ID:-${PBS_JOBID:-${JOB_ID:-${LSB_JOBID:-none}}}}",

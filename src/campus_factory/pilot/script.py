@@ -18,8 +18,8 @@ from .glidein import GlideinSpec, glidein_payload
 
 __all__ = ["END_LINES", "START_LINES", "PilotScript", "check_directive", "command_lines", "render_batch_script"]
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_PILOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PILOT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
 def check_directive(value: str) -> str:
@@ -89,9 +89,9 @@ def render_batch_script(spec: PilotScript) -> str:
     if not spec.pilot_ids:
         raise ValueError("a batch script needs at least one pilot id")
     for pid in spec.pilot_ids:
-        if not _PILOT_ID.match(pid):
+        if not _PILOT_ID.fullmatch(pid):
             raise UnsafeValueError(f"invalid pilot id {pid!r}")
-    if not _ENV_NAME.match(spec.array_index_var):
+    if not _ENV_NAME.fullmatch(spec.array_index_var):
         raise UnsafeValueError(f"invalid variable name {spec.array_index_var!r}")
     if not spec.command:
         raise ValueError("the pilot command is empty")
@@ -106,7 +106,7 @@ def render_batch_script(spec: PilotScript) -> str:
         'export CAMPUS_FACTORY_PILOT_ID="${cf_ids[$cf_index]}"',
     ]
     for name, value in sorted(spec.environment.items()):
-        if not _ENV_NAME.match(name):
+        if not _ENV_NAME.fullmatch(name):
             raise UnsafeValueError(f"invalid environment variable name {name!r}")
         lines.append(f"export {name}={shlex.quote(value)}")
     lines += START_LINES

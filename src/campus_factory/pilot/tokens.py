@@ -8,9 +8,11 @@ from the minting command keep its stderr but never its stdout.
 
 from __future__ import annotations
 
+import math
 import re
 
 from ..config import TokenOptions
+from ..config._grammar import MAX_TOKEN_LIFETIME
 from ..errors import CommandError, ProviderError
 from ..transport.executor import Executor
 
@@ -18,18 +20,24 @@ __all__ = ["PILOT_AUTHZ", "mint_pilot_token", "pilot_identity", "token_argv"]
 
 #: the authorizations a glidein's startd and master need, and nothing else
 PILOT_AUTHZ = ("ADVERTISE_STARTD", "ADVERTISE_MASTER", "READ")
-_TOKEN = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
-_IDENTITY = re.compile(r"^[A-Za-z0-9_.*-]+@[A-Za-z0-9_.-]+$")
+_TOKEN = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+_IDENTITY = re.compile(r"[A-Za-z0-9_.*-]+@[A-Za-z0-9_.-]+")
 
 
 def pilot_identity(opts: TokenOptions, site: str) -> str:
     ident = opts.identity.replace("{site}", site)
-    if not _IDENTITY.match(ident):
+    if not _IDENTITY.fullmatch(ident):
         raise ProviderError(f"pilot token identity {ident!r} is not of the form user@domain", site=site)
     return ident
 
 
 def token_argv(opts: TokenOptions, site: str, lifetime_s: float) -> list[str]:
+    if not (math.isfinite(lifetime_s) and 0 < lifetime_s <= MAX_TOKEN_LIFETIME):
+        raise ProviderError(
+            f"{site}: a pilot token lifetime of {lifetime_s:.0f} s is out of bounds "
+            f"(at most {MAX_TOKEN_LIFETIME / 86400:.0f} days: walltime + pilot.token.queue_allowance)",
+            site=site,
+        )
     argv = [*opts.command, "-identity", pilot_identity(opts, site)]
     for authz in PILOT_AUTHZ:
         argv += ["-authz", authz]
@@ -53,6 +61,6 @@ async def mint_pilot_token(executor: Executor, opts: TokenOptions, site: str, li
             site=site,
         )
     token = result.stdout.strip()
-    if not _TOKEN.match(token):
+    if not _TOKEN.fullmatch(token):
         raise ProviderError(f"{site}: the minting command printed something that is not a token", site=site)
     return token

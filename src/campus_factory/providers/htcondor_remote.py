@@ -98,7 +98,7 @@ def submit_description(site: SiteConfig, submission: Submission, executable: str
     if site.htcondor.requirements:
         desc["requirements"] = check_directive(site.htcondor.requirements)
     for key, value in site.htcondor.submit.items():
-        if not re.match(r"^\+?[A-Za-z_][A-Za-z0-9_.]*$", key):
+        if not re.fullmatch(r"\+?[A-Za-z_][A-Za-z0-9_.]*", key):
             raise UnsafeValueError(f"invalid submit command {key!r}")
         desc[key] = check_directive(value)
     return desc
