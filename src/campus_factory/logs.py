@@ -22,7 +22,16 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import IO, Any, Literal
 
-__all__ = ["MASK", "JsonFormatter", "RedactingFormatter", "Redactor", "configure_logging", "log_plan", "redact"]
+__all__ = [
+    "MASK",
+    "JsonFormatter",
+    "RedactingFormatter",
+    "Redactor",
+    "configure_logging",
+    "log_cycle",
+    "log_plan",
+    "redact",
+]
 
 MASK = "***"
 _KEYS = r"(?:api[_-]?key|api[_-]?token|access[_-]?key|secret[_-]?key|private[_-]?key|token|password|passwd|secret)"
@@ -140,14 +149,44 @@ def configure_logging(
     return redactor
 
 
-def log_plan(logger: logging.Logger, plan: Mapping[str, Any]) -> int:
-    """One INFO line per site decision and per job-group decision of a plan (``Plan.to_dict()``),
-    with the decision's fields as ``extra`` (JSON keys under the JSON format). Returns the count."""
+def log_cycle(
+    logger: logging.Logger,
+    plan: Mapping[str, Any],
+    *,
+    submitted: int,
+    cancelled: int,
+    errors: int,
+    duration_s: float,
+    dry_run: bool = False,
+) -> str:
+    """The one INFO line of a cycle (what it saw and did), then its decisions at DEBUG
+    (:func:`log_plan`). Returns the summary line."""
+    groups = list(plan.get("groups", ()))
+    idle = sum(int(g.get("idle_jobs", 0)) for g in groups)
+    nowhere = sum(1 for g in groups if not g.get("site"))
+    sites = [sp for sp in plan.get("sites", ()) if sp.get("submit") or sp.get("cancel")]
+    acting = ", ".join(f"{sp.get('site')} +{sp.get('submit', 0)}/-{len(sp.get('cancel') or ())}" for sp in sites)
+    line = (
+        f"cycle{' (dry run)' if dry_run else ''} in {duration_s:.2f} s: {idle} idle job(s) in {len(groups)} "
+        f"group(s) ({nowhere} match no site); submitted {submitted}, cancelled {cancelled}"
+        f"{f' ({acting})' if acting else ''}; {errors} error(s)"
+    )
+    extra = {"cycle": True, "idle_jobs": idle, "groups": len(groups), "submitted": submitted}
+    logger.info("%s", line, extra={**extra, "cancelled": cancelled, "errors": errors, "dry_run": dry_run})
+    log_plan(logger, plan)
+    return line
+
+
+def log_plan(logger: logging.Logger, plan: Mapping[str, Any], level: int = logging.DEBUG) -> int:
+    """One line (DEBUG unless ``level``) per site decision and per job-group decision of a plan
+    (``Plan.to_dict()``), with the decision's fields as ``extra`` (JSON keys under the JSON
+    format). Returns the count. The INFO log has one line per cycle (:func:`log_cycle`)."""
     n = 0
     for sp in plan.get("sites", ()):
         cancels = sp.get("cancel") or ()
         reasons = "; ".join(sp.get("reasons") or ()) or "-"
-        logger.info(
+        logger.log(
+            level,
             "decision site=%s submit=%d cancel=%d health=%s: %s",
             sp.get("site"),
             sp.get("submit", 0),
@@ -167,7 +206,8 @@ def log_plan(logger: logging.Logger, plan: Mapping[str, Any]) -> int:
         )
         n += 1
     for g in plan.get("groups", ()):
-        logger.info(
+        logger.log(
+            level,
             "decision group=%s idle=%d site=%s pilots=%d: %s",
             g.get("group_id"),
             g.get("idle_jobs", 0),

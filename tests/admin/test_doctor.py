@@ -243,3 +243,73 @@ def test_doctor_against_a_real_pool(condor_pool, tmp_path: Path, monkeypatch: py
     assert token["status"] == "fail", token
     assert "does not authorize intruder-here@pool for ADVERTISE_STARTD" in token["message"]
     assert "pilot-*@campus-factory" in token["message"]  # the pool's ALLOW list, read from the collector
+
+
+# -- against the real Slurm cluster ----------------------------------------------------------------
+def slurm_site_config(tmp_path: Path, cluster, slot: str) -> Path:
+    path = tmp_path / "campus.toml"
+    path.write_text(
+        f"""
+[pool]
+collector = "127.0.0.1:9"
+[factory]
+name = "doctest"
+ledger_url = "sqlite:///{tmp_path}/ledger.sqlite"
+[pilot]
+payload = "command"
+[[sites]]
+name = "alpha"
+provider = "slurm"
+walltime = "1h"
+slot = {slot}
+batch = {{ work_dir = "{tmp_path}/pilots", environment = {{ SLURM_CONF = "{cluster.conf}" }} }}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def doctor_checks(cfg: Path) -> dict[str, dict[str, str]]:
+    r = invoke("-c", str(cfg), "doctor", "--json", "--timeout", "30")
+    return {c["name"]: c for c in json.loads(r.output)}
+
+
+@pytest.mark.slurm
+def test_doctor_tries_the_sites_own_slot_and_counts_live_pilots(slurm_cluster, tmp_path: Path) -> None:
+    """The cluster's nodes have 4 cpus / 4000 MB: a slot of 8 cpus / 50 GB must fail the submit
+    check (a 1-cpu dummy would pass); ended pilots of ours do not count as in the queue."""
+    import os
+    import subprocess
+    import time
+
+    big = doctor_checks(slurm_site_config(tmp_path, slurm_cluster, "{ cpus = 8, memory_mb = 50000 }"))
+    submit = big["site [alpha] submit"]
+    assert submit["status"] == "fail", submit
+    assert "8 cpu(s), 50000 MB" in submit["message"] and "slot" in submit["hint"]
+    fits = doctor_checks(slurm_site_config(tmp_path, slurm_cluster, "{ cpus = 2, memory_mb = 1000 }"))
+    assert fits["site [alpha] submit"]["status"] == "ok", fits["site [alpha] submit"]
+    assert "2 cpu(s), 1000 MB" in fits["site [alpha] submit"]["message"]
+
+    env = {**os.environ, **slurm_cluster.env}
+
+    def sbatch(name: str, command: str) -> str:
+        argv = ["sbatch", "--parsable", f"--job-name={name}", "-o", "/dev/null", "--wrap", command]
+        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30, check=True).stdout.strip()
+
+    done, running = sbatch("cf-doctest-ended", "true"), sbatch("cf-doctest-running", "sleep 300")
+    try:
+        deadline = time.monotonic() + 120
+        states: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            out = subprocess.run(
+                ["squeue", "-h", "-t", "all", "-o", "%i %T"], env=env, capture_output=True, text=True, timeout=30
+            ).stdout
+            states = dict(line.split() for line in out.splitlines() if line.strip())
+            if states.get(done) == "COMPLETED" and states.get(running) == "RUNNING":
+                break
+            time.sleep(0.5)
+        assert (states.get(done), states.get(running)) == ("COMPLETED", "RUNNING"), states
+        queue = doctor_checks(slurm_site_config(tmp_path, slurm_cluster, "{ cpus = 1, memory_mb = 100 }"))
+        assert queue["site [alpha] queue"]["message"] == "answers; 1 of our pilots in its queue (1 ended)"
+    finally:
+        subprocess.run(["scancel", done, running], env=env, capture_output=True, timeout=30)

@@ -229,3 +229,24 @@ def test_a_factory_pool_that_a_campus_flocks_to(tmp_path: Path, monkeypatch: pyt
     assert "-identity flock-physics@campus-factory -authz ADVERTISE_SCHEDD" in token["file"]
     assert any("campus pool physics: collector 127.0.0.1:7" in line for line in result["found"])
     assert invoke("config", "check", str(out / "campus.toml")).exit_code == 0
+
+
+def test_slurms_pbs_wrapper_is_not_grid_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """qconf on PATH (Grid Engine's client) beside Slurm's PBS wrapper qsub: the wrapper is PBS
+    (flavor slurm), and Grid Engine is reported with its own qsub or qconf, never the wrapper."""
+    import asyncio
+
+    from campus_factory.admin.probe import probe_schedulers
+    from campus_factory.transport.executor import LocalExecutor
+
+    wrapper = "# Slurm's PBS wrapper: use Slurm::Bitstr; exec sbatch\nexit 0"
+    qstat = 'echo "Queue Max"; echo "----- ---"; echo "debug 0"'
+    bin_dir = fake_bin(tmp_path, {"qsub": wrapper, "qstat": qstat, "qconf": "echo all.q"})
+    monkeypatch.setenv("PATH", str(bin_dir))
+    probes = {p.provider: p for p in asyncio.run(probe_schedulers(LocalExecutor(), timeout=5))}
+    assert probes["pbs"].path == str(bin_dir / "qsub") and probes["pbs"].flavor == "slurm"
+    assert probes["sge"].path == str(bin_dir / "qconf")  # no Grid Engine qsub here: not the wrapper
+    # a Grid Engine qsub (no mention of Slurm) beside qconf is Grid Engine's, and not PBS
+    (bin_dir / "qsub").write_text("#!/bin/sh\n# Grid Engine qsub\nexit 0\n")
+    probes = {p.provider: p for p in asyncio.run(probe_schedulers(LocalExecutor(), timeout=5))}
+    assert probes["sge"].path == str(bin_dir / "qsub") and "pbs" not in probes

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from tests.api.conftest import last_plan
 
-from campus_factory.logs import MASK, JsonFormatter, Redactor, configure_logging, log_plan, redact
+from campus_factory.logs import MASK, JsonFormatter, Redactor, configure_logging, log_cycle, log_plan, redact
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJwaWxvdCJ9.c2lnbmF0dXJlLWJ5dGVz"
 
@@ -83,6 +83,23 @@ def test_log_plan_one_line_per_decision(captured: tuple[logging.Logger, io.Strin
     assert records[0]["msg"] == "decision site=alpha submit=2 cancel=0 health=ok: 2 job group(s) want 3 pilots"
     assert records[1]["cancel"] == ["b9"]
     assert records[3]["msg"] == "decision group=g-dave idle=2 site=nowhere pilots=0: no site has 256000 MB of memory"
+    assert {r["level"] for r in records} == {"debug"}  # the INFO log has one line per cycle
+
+
+def test_log_cycle_one_info_line_then_the_decisions(captured: tuple[logging.Logger, io.StringIO, Redactor]) -> None:
+    log, stream, _ = captured
+    line = log_cycle(log, last_plan().to_dict(), submitted=2, cancelled=1, errors=0, duration_s=1.234)
+    records = lines(stream)
+    assert [r["level"] for r in records] == ["info", "debug", "debug", "debug", "debug"]
+    assert (
+        records[0]["msg"]
+        == line
+        == (
+            "cycle in 1.23 s: 14 idle job(s) in 2 group(s) (1 match no site); "
+            "submitted 2, cancelled 1 (alpha +2/-0, beta +0/-1); 0 error(s)"
+        )
+    )
+    assert (records[0]["idle_jobs"], records[0]["submitted"], records[0]["cycle"]) == (14, 2, True)
 
 
 def test_text_format_is_redacted_too() -> None:

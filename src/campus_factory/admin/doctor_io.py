@@ -29,7 +29,18 @@ from .probe import locate_schedds
 
 __all__ = ["Doctor"]
 
-_DUMMY = Submission("doctor", "cf-doctor-check", (PilotRequest("doctor-0", 1, 100, 0, 0, 3600.0),))
+
+def _probe_submission(site: SiteConfig) -> Submission:
+    """One pilot of the site's own slot and walltime: what the factory would really submit."""
+    slot = site.slot
+    pilot = PilotRequest("doctor-0", slot.cpus, slot.memory_mb, slot.disk_mb, slot.gpus, site.walltime)
+    return Submission("doctor", "cf-doctor-check", (pilot,))
+
+
+def _shape(site: SiteConfig) -> str:
+    slot = site.slot
+    gpus = f", {slot.gpus} GPU(s)" if slot.gpus else ""
+    return f"{slot.cpus} cpu(s), {slot.memory_mb} MB{gpus}, walltime {site.walltime / 3600:g} h"
 
 
 async def _in_thread(fn: Callable[[], Any], timeout: float) -> Any:
@@ -222,7 +233,10 @@ class Doctor:
         answered = False
         try:
             obs = await asyncio.wait_for(provider.observe([], f"cf-{self.config.factory.name}-"), short + 5)
-            checks.append(Check(f"{name} queue", "ok", f"answers; {len(obs.tagged)} of our pilots in its queue"))
+            live = sum(not job.state.finished for job in obs.tagged)  # ended jobs linger (MinJobAge)
+            ended = len(obs.tagged) - live
+            msg = f"answers; {live} of our pilots in its queue" + (f" ({ended} ended)" if ended else "")
+            checks.append(Check(f"{name} queue", "ok", msg))
             answered = True
         except TimeoutError:
             checks.append(Check(f"{name} queue", "fail", f"{site.name}: no answer within {short:g} s{how}"))
@@ -241,7 +255,8 @@ class Doctor:
 
     async def _submit_check(self, batch: BatchProvider, site: SiteConfig, name: str, *, try_submit: bool) -> Check:
         env = site.batch.environment or None
-        command = batch.submit_argv(_DUMMY)[0]
+        probe = _probe_submission(site)
+        command = batch.submit_argv(probe)[0]
         try:
             found = await batch.executor.run(
                 ["sh", "-c", 'command -v "$1"', "sh", command], timeout=self.timeout, env=env
@@ -258,7 +273,7 @@ class Doctor:
         if site.provider != "slurm" or not try_submit:
             return Check(name, "ok", f"{command} is {found.stdout.strip()}")
         script = render_batch_script(
-            PilotScript(batch.directive_prefix, batch.directives(_DUMMY), ["doctor-0"], "command", ["true"])
+            PilotScript(batch.directive_prefix, batch.directives(probe), ["doctor-0"], "command", ["true"])
         )
         try:
             res = await batch.executor.run(["sbatch", "--test-only"], timeout=self.timeout, stdin=script, env=env)
@@ -268,11 +283,13 @@ class Doctor:
             return Check(
                 name,
                 "fail",
-                f"{site.name}: Slurm refuses a pilot job: {_tail(res)}",
-                "Check batch.partition, account, qos, extra_directives and the slot size against the cluster "
-                "(`sinfo`, `sacctmgr show assoc user=$USER`).",
+                f"{site.name}: Slurm refuses a pilot job of this site's slot ({_shape(site)}): {_tail(res)}",
+                "Check the slot (sites[].slot: cpus, memory_mb, gpus; walltime) against the nodes of the partition, "
+                "and batch.partition, account, qos, extra_directives "
+                "(`sinfo -o '%P %c %m %G %l'`, `sacctmgr show assoc user=$USER`).",
             )
-        return Check(name, "ok", f"sbatch --test-only accepts a pilot job: {_tail(res).splitlines()[-1]}")
+        last = _tail(res).splitlines()[-1]
+        return Check(name, "ok", f"sbatch --test-only accepts a pilot job of the site's slot ({_shape(site)}): {last}")
 
     def check_joins(self, sites: Sequence[SiteConfig]) -> list[Check]:
         sites = [s for s in sites if self.config.joins_pool(s)]

@@ -222,21 +222,34 @@ def _is_sge_qsub(path: str) -> bool:
     return "gridengine" in os.path.realpath(path)
 
 
+def _sge_qsub(qsub: str | None, qconf: str | None) -> str | None:
+    """Grid Engine's qsub: the one on PATH when it is Debian's gridengine wrapper or qconf is there
+    too, but never Slurm's PBS wrapper (a Perl script that names Slurm); else the qsub beside qconf."""
+    if qsub and _pbs_flavor(qsub) != "slurm" and (qconf or _is_sge_qsub(qsub)):
+        return qsub
+    sibling = Path(qconf).with_name("qsub") if qconf else None
+    if sibling is not None and sibling.exists() and _pbs_flavor(str(sibling)) != "slurm":
+        return str(sibling)
+    return None
+
+
 async def probe_schedulers(
     executor: Executor, *, timeout: float = 10.0, which: Which = shutil.which, pbs_bin_dir: str | None = None
 ) -> list[SchedulerProbe]:
     """Each batch system whose submit command is on PATH, and whether it answered a query.
 
     ``qsub`` belongs to Grid Engine when ``qconf`` is there too (or it is Debian's gridengine
-    wrapper), else to PBS; ``pbs_bin_dir`` adds PBS commands kept off PATH (Slurm's wrappers).
+    wrapper) and it is not Slurm's PBS wrapper, else to PBS; ``pbs_bin_dir`` adds PBS commands
+    kept off PATH (Slurm's wrappers).
     """
     jobs: list[Any] = []
     sbatch, qsub, bsub, qconf = which("sbatch"), which("qsub"), which("bsub"), which("qconf")
     if sbatch:
         jobs.append(_slurm(executor, sbatch, timeout))
-    if qconf or (qsub and _is_sge_qsub(qsub)):
-        jobs.append(_sge(executor, qsub or qconf or "qsub", timeout))
-    pbs_qsub = str(Path(pbs_bin_dir) / "qsub") if pbs_bin_dir else (qsub if qsub and not _is_sge_qsub(qsub) else None)
+    sge_qsub = _sge_qsub(qsub, qconf)
+    if qconf or sge_qsub:
+        jobs.append(_sge(executor, sge_qsub or qconf or "qsub", timeout))
+    pbs_qsub = str(Path(pbs_bin_dir) / "qsub") if pbs_bin_dir else (qsub if qsub and qsub != sge_qsub else None)
     if pbs_qsub and (pbs_bin_dir is None or Path(pbs_qsub).exists()):
         jobs.append(_pbs(executor, pbs_qsub, timeout))
     if bsub:

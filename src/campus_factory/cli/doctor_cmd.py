@@ -52,7 +52,7 @@ def doctor(ctx: click.Context, sites: tuple[str, ...], timeout: float, ledger_ur
     pilot token       minted with pilot.token.command, then tried against the collector with
                       condor_ping (ADVERTISE_STARTD, ADVERTISE_MASTER) holding only that token
     site ... queue    the site's queue command answers (its stderr when not)
-    site ... submit   the submit command exists (Slurm: sbatch --test-only accepts a pilot)
+    site ... submit   the submit command exists (Slurm: sbatch --test-only accepts a pilot of the slot)
     pilots join       pilots that started but never joined the pool (ledger)
     offline ads       NEGOTIATOR_PRE_JOB_RANK ranks them last; they carry CondorVersion
 

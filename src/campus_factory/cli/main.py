@@ -274,12 +274,40 @@ def factory_run(
             click.echo(f"hint: {DEMAND_HINT}", err=True)
         ctx.exit(1 if report.errors and not report.plan else 0)
 
+    log = logging.getLogger("campus_factory.cli")
+
+    def each_cycle(report: Any) -> None:
+        """The loop logs one line per cycle itself; the plan table only at debug; --json: one object a cycle."""
+        if as_json:
+            click.echo(render_json(report_data(report)))
+        elif report.plan is not None and log.isEnabledFor(logging.DEBUG):
+            log.debug("plan of this cycle:\n%s", explain_plan(report.plan))
+
     async def forever() -> None:
         stop = asyncio.Event()
+        got: list[signal.Signals] = []
+
+        def stop_on(sig: signal.Signals) -> None:
+            got.append(sig)
+            stop.set()
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await fac.run_forever(stop, dry_run=dry_run, on_cycle=show)
+            loop.add_signal_handler(sig, stop_on, sig)
+        log.info(
+            "factory %s started: %d site(s), a cycle every %g s%s",
+            cfg.factory.name,
+            len(cfg.sites),
+            cfg.factory.cycle_interval,
+            " (dry run: nothing submitted or cancelled)" if dry_run else "",
+        )
+        await fac.run_forever(stop, dry_run=dry_run, on_cycle=each_cycle)
+        log.info(
+            "factory %s stopped cleanly on %s: the cycle in progress was finished; pilots keep running "
+            "and leave by themselves (idle_timeout, walltime)",
+            cfg.factory.name,
+            got[0].name if got else "request",
+        )
 
     asyncio.run(forever())
 

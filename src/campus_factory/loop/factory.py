@@ -31,7 +31,7 @@ from ..ledger import LIVE, CycleRecord, Ledger, PilotEvent, PilotRecord, Update
 from ..ledger.controls import site_controls
 from ..ledger.lease import acquire_lease, current_lease, release_lease
 from ..ledger.overrides import get_overrides
-from ..logs import log_plan
+from ..logs import log_cycle
 from ..planner import PilotView, Plan, SiteSpec, plan
 from ..planner.inputs import pilot_views, site_health_of, site_specs
 from ..planner.match import MatchCache
@@ -388,7 +388,6 @@ class Factory:
             report.plan = apply_budget(report.plan, self.config, sites, spent, now)
         if not dry_run:
             plan_dict = report.plan.to_dict()
-            log_plan(log, plan_dict)  # one line per decision
             current = report.plan
 
             async def act(site: SiteConfig) -> None:
@@ -397,6 +396,8 @@ class Factory:
             await asyncio.gather(*(act(s) for s in sites if s.name not in unhealthy))
             await self._publish_offline(specs, report)
         report.duration_s = time.monotonic() - started
+        n = {"submitted": report.submitted, "cancelled": report.cancelled, "errors": len(report.errors)}
+        log_cycle(log, report.plan.to_dict(), **n, duration_s=report.duration_s, dry_run=dry_run)
         if not dry_run:
             self.ledger.record_cycle(
                 CycleRecord(
