@@ -4,12 +4,16 @@
   without a command timing out and without the hard-cancel fallback: on Slurm 22.05
   ``scancel --batch --signal=TERM`` on a pending job retries until the job starts or the command
   times out, so the pending pilot was never removed.
+* A queue read that is garbled (a wrapper ``squeue`` in ``batch.bin_dir`` printing
+  ``slurm_load_jobs error: Socket timed out`` with exit 0) or empty for one cycle marks no pilot
+  lost and cancels no running pilot, then or when the queue answers again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import time
 import uuid
@@ -19,8 +23,11 @@ from pathlib import Path
 import pytest
 
 from campus_factory.config import parse_config
-from campus_factory.domain import PilotRequest
+from campus_factory.demand import StaticDemand
+from campus_factory.domain import JobGroup, PilotRequest
 from campus_factory.errors import CommandTimeout
+from campus_factory.ledger import Ledger
+from campus_factory.loop.factory import Factory
 from campus_factory.providers.base import Submission
 from campus_factory.providers.slurm import SlurmProvider
 from campus_factory.transport.executor import CommandResult, LocalExecutor
@@ -119,3 +126,71 @@ def test_cancel_of_pending_and_running_pilots_needs_no_timeout_nor_fallback(tmp_
         assert [a[1:-3] for a in ex.argvs] == [["--state=PENDING"], ["--batch", "--signal=TERM", "--state=RUNNING"]]
     finally:
         subprocess.run(["scancel", *jobs], env={**os.environ, **slurm_cluster.env}, capture_output=True, timeout=30)
+
+
+SQUEUE_WRAPPER = """#!/bin/sh
+# squeue that misbehaves once when {flag} exists (then behaves), else the real one
+if [ -e {flag} ]; then
+    mode=$(cat {flag}); rm -f {flag}
+    case "$mode" in
+        garbled) echo "slurm_load_jobs error: Socket timed out on send/recv operation"; exit 0 ;;
+        empty) exit 0 ;;
+    esac
+fi
+exec {real} "$@"
+"""
+
+
+def bin_dir_with_squeue_wrapper(tmp_path: Path) -> tuple[Path, Path]:
+    bin_dir, flag = tmp_path / "bin", tmp_path / "squeue-misbehaves"
+    bin_dir.mkdir()
+    for name in ("sbatch", "scancel", "sacct"):
+        real = shutil.which(name)
+        assert real, name
+        (bin_dir / name).symlink_to(real)
+    wrapper = bin_dir / "squeue"
+    wrapper.write_text(SQUEUE_WRAPPER.format(flag=flag, real=shutil.which("squeue")))
+    wrapper.chmod(0o755)
+    return bin_dir, flag
+
+
+@pytest.mark.parametrize("mode", ["garbled", "empty"])
+def test_a_bad_queue_read_for_one_cycle_kills_no_running_pilot(tmp_path: Path, slurm_cluster, mode: str) -> None:
+    name = "gq" + uuid.uuid4().hex[:6]
+    bin_dir, flag = bin_dir_with_squeue_wrapper(tmp_path)
+    cfg = site_config(tmp_path, slurm_cluster, name, bin_dir=str(bin_dir))
+    site = cfg.sites[0]
+    cfg = cfg.model_copy(update={"sites": [site.model_copy(update={"slot": site.slot.model_copy(update={"cpus": 1})})]})
+    ex = Watching()
+    provider = SlurmProvider(cfg.sites[0], cfg.pilot, ex, name)
+    demand = StaticDemand([JobGroup("g", 3, cpus=1, memory_mb=100, disk_mb=0)])
+    f = Factory(cfg, Ledger.open(cfg.factory.ledger_url), demand, {"alpha": provider})
+    try:
+        assert asyncio.run(f.run_once()).submitted == 3
+        assert wait_for(lambda: asyncio.run(f.run_once()).errors == [] and live(f) == {"running": 3}, 60), live(f)
+        jobs = sorted(p.job_id or "" for p in f.ledger.live_pilots(name))
+        flag.write_text(mode)
+        bad = asyncio.run(f.run_once())
+        assert not flag.exists()  # the wrapper misbehaved in this cycle
+        assert live(f) == {"running": 3}  # no pilot is lost on one read
+        assert any(e.startswith("alpha: observe failed") for e in bad.errors), bad.errors
+        assert bad.submitted == 0 and bad.cancelled == 0 and bad.orphans_cancelled == 0
+        # the queue answers again: every pilot is still ours, still running, nothing is cancelled
+        for _ in range(2):
+            good = asyncio.run(f.run_once())
+            assert good.errors == [] and good.orphans_cancelled == 0 and good.cancelled == 0, good
+            assert live(f) == {"running": 3}
+        assert states(slurm_cluster, jobs) == dict.fromkeys(jobs, "RUNNING")
+        assert not [a for a in ex.argvs if a[0].endswith("scancel")]
+    finally:
+        f.ledger.close()
+        jobs_left = [p.job_id for p in Ledger.open(cfg.factory.ledger_url).pilots(factory=name) if p.job_id]
+        if jobs_left:
+            subprocess.run(["scancel", *jobs_left], env={**os.environ, **slurm_cluster.env}, capture_output=True)
+
+
+def live(f: Factory) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for p in f.ledger.pilots(factory=f.name):
+        out[p.state.value] = out.get(p.state.value, 0) + 1
+    return out

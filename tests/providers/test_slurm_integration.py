@@ -147,7 +147,10 @@ def test_restart_after_a_crash_adopts_and_submits_nothing_twice(tmp_path: Path, 
         check=True,
     ).stdout.strip()
     r = asyncio.run(f.run_once())
-    assert r.adopted == 2 and r.submitted == 0 and r.orphans_cancelled == 1, r
+    assert r.adopted == 2 and r.submitted == 0, r
+    # a running stranger is cancelled only once a second read confirms it (issue 15 item 3)
+    orphans = r.orphans_cancelled + asyncio.run(f.run_once()).orphans_cancelled
+    assert orphans == 1, r
     jobs = {p.job_id for p in f.ledger.pilots(factory=name)}
     assert len(jobs) == 2 and None not in jobs
     assert until(lambda: not any(line.startswith(stranger + "|") for line in ours(slurm_cluster, name)), 15)

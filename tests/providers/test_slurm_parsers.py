@@ -92,7 +92,6 @@ SQUEUE = """\
 12_4|PENDING|4|Priority|cf-campus-abc0123456
 
 13|COMPLETING|N/A|(null)|cf-campus-def
-garbage line without separators
 14|CANCELLED|N/A|None|a|name|with|pipes
   15 | SUSPENDED | N/A | Resources | user-job
 """
@@ -119,9 +118,25 @@ def test_parse_squeue() -> None:
     assert all(j.exit_code is None for j in jobs.values())
 
 
-@pytest.mark.parametrize("text", ["", "\n\n", "   \n", "nonsense\n", "1|RUNNING|N/A\n", "a|b|c|d\n"])
-def test_parse_squeue_ignores_blank_and_garbage(text: str) -> None:
+@pytest.mark.parametrize("text", ["", "\n\n", "   \n"])
+def test_parse_squeue_of_nothing_is_no_job(text: str) -> None:
     assert parse_squeue(text) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "slurm_load_jobs error: Socket timed out on send/recv operation\n",
+        "12|RUNNING|N/A|None|cf-campus-x\nnonsense\n",
+        "1|RUNNING|N/A\n",
+        "a|b|c|d\n",
+    ],
+)
+def test_a_garbled_squeue_listing_is_an_error_not_an_empty_queue(text: str) -> None:
+    """Issue 15 item 3: squeue may print its error on stdout and exit 0; a line that is not a
+    job makes the whole listing unreadable (a failed read), never a queue without our jobs."""
+    with pytest.raises(ValueError, match="squeue"):
+        parse_squeue(text)
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..config import CLOUD_PROVIDERS, Config, SiteConfig
 from ..demand.base import DemandSource
 from ..domain import JobGroup, PilotRequest
-from ..errors import CampusFactoryError, DemandError, PoolError
+from ..errors import CampusFactoryError, DemandError, PoolError, ProviderError
 from ..ledger import LIVE, CycleRecord, Ledger, PilotEvent, PilotRecord, Update
 from ..ledger.controls import site_controls
 from ..ledger.lease import acquire_lease, current_lease, release_lease
@@ -41,7 +41,7 @@ from ..providers.base import Provider, Submission
 from .adjust import apply_budget, effective_sites
 from .drains import serve_drain_requests
 from .live import LivePilots, effective
-from .reconcile import reconcile, tag_pattern
+from .reconcile import ReadMemory, reconcile, tag_pattern
 from .usage import JobTracker
 
 __all__ = ["CycleReport", "Factory", "PlanFn"]
@@ -105,6 +105,7 @@ class Factory:
         self._joined: dict[str, str] = {}  # pilot id -> its startd's name, this cycle
         self._pool_ok = False
         self._first_seen: dict[str, float] = {}  # strangers at cloud sites, by job id
+        self._reads: dict[str, ReadMemory] = {}  # what earlier reads of each site said
         #: parsed slot ads and match results, kept across cycles (the plan stays pure)
         self.match_cache = MatchCache()
         #: the latest real startd ad of each site's pilots refines its slot ad
@@ -205,16 +206,14 @@ class Factory:
             first_seen=self._first_seen,
             join_timeout=site.cloud.join_timeout if cloud and joins else None,
             ended=ended,
+            memory=self._reads.setdefault(site.name, ReadMemory()),
         )
+        if result.failed_read:
+            raise ProviderError(result.failed_read, site=site.name)
         self._apply(result.updates, now, live)
         report.adopted += result.adopted
         if result.strangers:
-            log.warning(
-                "%s: cancelling %d job(s) with our tag unknown to the ledger: %s",
-                site.name,
-                len(result.strangers),
-                result.strangers,
-            )
+            log.warning("%s: cancelling job(s) with our tag unknown to the ledger: %s", site.name, result.strangers)
             done = await provider.cancel(result.strangers, graceful=False)
             report.orphans_cancelled += sum(1 for r in done if r.ok)
             for r in done:

@@ -10,7 +10,13 @@ ledger updates and the strangers to cancel:
   (the factory died between the submission and the ledger write);
 * a job with our tag unknown to the ledger is a stranger, cancelled once it has been seen for
   ``stranger_grace`` seconds (0 for batch sites; clouds give instances a grace period); one whose
-  pilot the ledger knows as already ended (``ended``) is cancelled at once;
+  pilot the ledger knows as already ended (``ended``) is cancelled without that grace; a running
+  stranger is never cancelled on the strength of one read: it must be seen in two;
+* one read is not evidence that a pilot is gone: a pilot neither in the queue nor in accounting
+  is declared gone only once :data:`GONE_READS` reads over at least :data:`GONE_AFTER_S` seconds
+  agree (accounting lags: SGE writes its record seconds after the job leaves ``qstat``); a read in
+  which most live pilots suddenly vanish is a failed read of the site (``failed_read``): nothing
+  of it is applied;
 * a requested pilot never seen at the site after ``submission_grace`` failed;
 * a pilot whose startd is in the pool joined;
 * a cloud pilot running without joining for ``join_timeout`` is a black hole: cancelled.
@@ -26,7 +32,12 @@ from ..errors import InvalidTransition
 from ..ledger import PilotEvent, PilotRecord, PilotState, Update, next_state
 from ..providers.base import JobState, JobStatus, Observation
 
-__all__ = ["EVENT_OF", "Reconciliation", "reconcile", "tag_pattern"]
+__all__ = ["EVENT_OF", "GONE_AFTER_S", "GONE_READS", "ReadMemory", "Reconciliation", "reconcile", "tag_pattern"]
+
+#: reads that must agree, and seconds they must span, before a pilot missing from the queue and
+#: from accounting is declared gone
+GONE_READS = 2
+GONE_AFTER_S = 20.0
 
 EVENT_OF: Mapping[JobState, PilotEvent] = {
     JobState.PENDING: PilotEvent.PENDING,
@@ -71,6 +82,40 @@ class Reconciliation:
     strangers: list[str] = field(default_factory=list)
     black_holes: list[PilotRecord] = field(default_factory=list)
     adopted: int = 0
+    #: why this read is not evidence of anything ("" when it is): nothing of it was applied
+    failed_read: str = ""
+
+
+@dataclass
+class ReadMemory:
+    """What earlier reads of one site said: since when (and in how many reads) each job has been
+    missing, and in how many reads each running stranger has been seen. Kept by the loop."""
+
+    missing: dict[str, tuple[float, int]] = field(default_factory=dict)
+    strangers: dict[str, int] = field(default_factory=dict)
+
+
+def _confirmed_gone(
+    live: Sequence[PilotRecord], obs: Observation, now: float, memory: ReadMemory
+) -> tuple[set[str], str]:
+    """Job ids whose absence enough reads confirm, and why the read failed ("" when it did not)."""
+    with_job = {p.job_id for p in live if p.job_id}
+    absent = {j for j, st in obs.statuses.items() if st.state is JobState.GONE and j in with_job}
+    fresh = {j for j in absent if j not in memory.missing}
+    for j in list(memory.missing):
+        if j not in absent:
+            del memory.missing[j]
+    for j in absent:
+        since, reads = memory.missing.get(j, (now, 0))
+        memory.missing[j] = (since, reads + 1)
+    if len(fresh) >= 2 and 2 * len(fresh) > len(with_job):
+        why = (
+            f"{len(fresh)} of {len(with_job)} live pilots are suddenly missing from the queue and from "
+            "accounting: a failed read, not evidence; nothing is changed until another read agrees"
+        )
+        return set(), why
+    sure = {j for j in absent if memory.missing[j][1] >= GONE_READS and now - memory.missing[j][0] >= GONE_AFTER_S}
+    return sure, ""
 
 
 def reconcile(
@@ -85,15 +130,21 @@ def reconcile(
     first_seen: MutableMapping[str, float] | None = None,
     join_timeout: float | None = None,
     ended: Mapping[tuple[str, int | None], PilotRecord] | None = None,
+    memory: ReadMemory | None = None,
 ) -> Reconciliation:
     """Ledger updates and cancellations for one site. ``joined`` maps pilot ids in the pool to
-    their startd name; ``first_seen`` remembers when each stranger was first seen (updated)."""
+    their startd name; ``first_seen`` remembers when each stranger was first seen (updated);
+    ``memory`` what earlier reads said (updated; a fresh one when None: a single read)."""
     out = Reconciliation()
+    memory = memory if memory is not None else ReadMemory()
+    gone, out.failed_read = _confirmed_gone(live, obs, now, memory)
+    if out.failed_read:
+        return out
     by_job = {p.job_id: p for p in live if p.job_id}
     for job_id, st in obs.statuses.items():
         event = EVENT_OF.get(st.state)
         known = by_job.get(job_id)
-        if event is None or known is None:
+        if event is None or known is None or (st.state is JobState.GONE and job_id not in gone):
             continue
         if known.state is PilotState.REQUESTED and event is PilotEvent.PENDING:
             event = PilotEvent.SUBMITTED
@@ -104,6 +155,8 @@ def reconcile(
         (p.submission_id, p.array_index): p for p in live if p.state is PilotState.REQUESTED
     }
     seen = first_seen if first_seen is not None else {}
+    sightings = {st.job_id: memory.strangers.get(st.job_id, 0) + 1 for st in obs.tagged if st.job_id not in by_job}
+    memory.strangers = sightings
     for st in obs.tagged:
         if st.job_id in by_job:
             continue
@@ -117,13 +170,13 @@ def reconcile(
                 event = PilotEvent.SUBMITTED
             out.updates.append(Update(pilot.pilot_id, event, f"adopted job {st.job_id}", job_id=st.job_id))
             out.adopted += 1
-        elif not st.state.finished and ended and (m.group(1), st.array_index) in ended:
-            # its pilot is known and already over (e.g. a submission that timed out but went
-            # through): no grace, it is garbage
-            out.strangers.append(st.job_id)
         elif not st.state.finished:
             since = seen.setdefault(st.job_id, now)
-            if now - since >= stranger_grace:
+            if st.state is not JobState.PENDING and sightings[st.job_id] < 2:
+                continue  # a running job is never cancelled on the strength of one read
+            # a job whose pilot is known and already over (e.g. a submission that timed out but
+            # went through) is garbage: no grace
+            if (ended and (m.group(1), st.array_index) in ended) or now - since >= stranger_grace:
                 out.strangers.append(st.job_id)
     for pilot in requested.values():
         if pilot.job_id is None and now - pilot.created_at >= submission_grace:

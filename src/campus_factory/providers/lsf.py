@@ -50,6 +50,7 @@ LSF_FIELDS = ("jobid", "jobindex", "stat", "exit_code", "job_name")
 
 _SUBMITTED = re.compile(r"Job <(\d+)>")
 _NAME_INDEX = re.compile(r"\[\d+\]$")
+_NOT_FOUND = re.compile(r"^(No unfinished job found|Job <[^>]*> is not found)\s*$")
 
 
 def _status(record: Mapping[str, Any], accounting: bool) -> JobStatus | None:
@@ -97,6 +98,8 @@ def parse_bjobs(stdout: str, *, accounting: bool = False) -> list[JobStatus]:
             parts = line.split("|", len(LSF_FIELDS) - 1)
             if len(parts) == len(LSF_FIELDS):
                 records.append(dict(zip((f.upper() for f in LSF_FIELDS), parts, strict=True)))
+            elif line.strip() and not _NOT_FOUND.search(line):
+                raise ValueError(f"bjobs printed a line that is not a job: {line[:200]!r}")
     out = []
     for record in records:
         if isinstance(record, dict):

@@ -139,6 +139,8 @@ def _full_records(stdout: str) -> Iterator[tuple[str, dict[str, str]]]:
             attrs[last] = m.group(2).strip()
         elif job is not None and last and line.startswith("\t") and line.strip():
             attrs[last] += line[1:].rstrip()  # PBS Pro and Torque wrap long values onto tab-led lines
+        elif job is None and line.strip():  # an error printed with exit 0 is not an empty queue
+            raise ValueError(f"qstat printed a line outside any job: {line[:200]!r}")
     if job is not None:
         yield job, attrs
 

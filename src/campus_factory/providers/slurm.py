@@ -69,14 +69,15 @@ def _index(text: str) -> int | None:
 
 
 def parse_squeue(stdout: str) -> list[JobStatus]:
-    """Parse ``squeue -h -r -t all -o '%i|%T|%K|%r|%j'``."""
+    """Parse ``squeue -h -r -t all -o '%i|%T|%K|%r|%j'``; a line that is not a job raises
+    ValueError (the whole listing is unreadable: a failed read, not an empty queue)."""
     out = []
     for line in stdout.splitlines():
         if not line.strip():
             continue
         parts = line.split("|", 4)
-        if len(parts) != 5:
-            continue
+        if len(parts) != 5:  # e.g. "slurm_load_jobs error: Socket timed out", printed with exit 0
+            raise ValueError(f"squeue printed a line that is not a job: {line[:200]!r}")
         job_id, native, index, reason, name = (p.strip() for p in parts)
         word, state = _state(native)
         out.append(

@@ -77,7 +77,10 @@ def test_restart_after_a_crash_adopts_and_leaks_nothing(cloud: str, tmp_path: Pa
     # a stranger carrying our tags (a submission the ledger never recorded) must not survive
     stranger = asyncio.run(f.providers[site.name].submit(cloud_submission(site, name, 1)))[0].job_id
     r = asyncio.run(f.run_once())
-    assert r.adopted == 2 and r.submitted == 0 and r.orphans_cancelled == 1, r
+    assert r.adopted == 2 and r.submitted == 0, r
+    # a running stranger is cancelled only once a second read confirms it (issue 15 item 3)
+    orphans = r.orphans_cancelled + asyncio.run(f.run_once()).orphans_cancelled
+    assert orphans == 1, r
     assert sorted(p.job_id or "" for p in f.ledger.live_pilots(name)) == sorted(case.live_ids(service))
     assert stranger not in case.live_ids(service)
     # demand gone: the pilots leave after idle_timeout; the ledger ends them, the cloud has none left
