@@ -1,9 +1,13 @@
 """Thin helpers over the real ClassAd library (``classad2``).
 
-Ads are always built by parsing ClassAd text (``[a = 1; b = "x"]``): building them item by item
-from Python values gave wrong scoping in some combinations with classad2 25.x (an unscoped
-attribute of the TARGET ad evaluated to UNDEFINED). Matching uses the library's own
-``matches``: ``a.matches(b)`` evaluates **b's** Requirements with ``a`` as TARGET.
+Ads are built from parsed expressions, never from concatenated text: every attribute name must
+match the ClassAd name grammar in full and every value must parse as exactly one expression
+(:func:`check_expression`), then each is set as its own ``classad2.ExprTree``. Text such as a
+Requirements of ``true; Owner = "alice"``, a value ``(1); Owner = "alice"`` or a name
+``x = 1; Owner`` can therefore never add or replace an attribute. (Setting Python *values* item
+by item gave wrong scoping with classad2 25.x: an unscoped attribute of the TARGET ad evaluated
+to UNDEFINED; parsed expression trees do not.) Matching uses the library's own ``matches``:
+``a.matches(b)`` evaluates **b's** Requirements with ``a`` as TARGET.
 
 This module imports nothing from the project: anything may use it.
 """
@@ -26,6 +30,7 @@ __all__ = [
     "ad_text",
     "check_expression",
     "conjuncts",
+    "expression",
     "failed_clauses",
     "is_identifier",
     "literal",
@@ -38,6 +43,8 @@ __all__ = [
 ]
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+#: names of the attributes of an ad we build: no scope prefix, no dots
+_ATTRIBUTE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,199}")
 
 # classad2 25.14 quirk (reproduced here): the first parse loads htcondor2 to register HTCondor's
 # ClassAd functions (versionGE, ...), and an ad parsed before the process's first evaluation of an
@@ -88,7 +95,7 @@ def check_expression(text: str) -> str:
 
 
 def ad_text(attributes: Mapping[str, str] | Iterable[tuple[str, str]]) -> str:
-    """``[name = expr; ...]`` from attribute names and ClassAd expression text."""
+    """``[name = expr; ...]``, for display only: ads are built by :func:`ad_from_attributes`."""
     items = attributes.items() if isinstance(attributes, Mapping) else attributes
     return "[" + "; ".join(f"{k} = {v}" for k, v in items) + "]"
 
@@ -104,25 +111,52 @@ def parse_ad(text: str) -> Any:
     return ad
 
 
-def ad_from_attributes(attributes: Mapping[str, str] | Iterable[tuple[str, str]]) -> Any:
-    """A ``classad2.ClassAd`` from attribute -> expression text.
+def expression(text: str) -> Any:
+    """One parsed ClassAd expression (``classad2.ExprTree``); text holding more is refused."""
+    check_expression(text)
+    try:
+        return classad2.ExprTree(text)
+    except Exception as exc:
+        raise ClassAdError(f"not a valid ClassAd expression: {text[:200]!r}") from exc
 
-    When the whole ad does not parse, each attribute is tried alone and the first bad one is
-    named in the error.
+
+def ad_from_attributes(attributes: Mapping[str, str] | Iterable[tuple[str, str]]) -> Any:
+    """A ``classad2.ClassAd`` from attribute -> expression text, one parsed expression each.
+
+    A name outside the grammar, a value that is not exactly one expression, or a name given twice
+    (ClassAd names are case-insensitive) raises :class:`ClassAdError` naming the attribute.
+
+    The values are parsed together, each under a fresh random name (``cf<hex>_<i>``), in one
+    ad: text that would add an attribute, close the ad or start another shows up as a name that
+    is not one of those (it cannot guess them), and the ad is refused. Each parsed tree is then
+    set under its real name.
     """
     items = list(attributes.items() if isinstance(attributes, Mapping) else attributes)
+    seen: set[str] = set()
+    for name, _ in items:
+        if not isinstance(name, str) or not _ATTRIBUTE.fullmatch(name):
+            raise ClassAdError(f"{str(name)[:80]!r} is not a ClassAd attribute name")
+        if name.lower() in seen:
+            raise ClassAdError(f"attribute {name} is given twice")
+        seen.add(name.lower())
+    key = f"cf{secrets.token_hex(8)}_"
+    text = "[" + "; ".join(f"{key}{i} = {value}" for i, (_, value) in enumerate(items)) + "]"
     try:
-        ad = parse_ad(ad_text(items))
-        if len(ad) != len({k.lower() for k, _ in items}):
-            raise ClassAdError("some attributes did not parse")
-        return ad
-    except ClassAdError:
-        for name, expr in items:
+        ads = list(classad2.parseAds(text))
+    except Exception:
+        ads = []
+    expected = {f"{key}{i}".lower() for i in range(len(items))}
+    if len(ads) != 1 or {k.lower() for k in ads[0]} != expected:
+        for name, value in items:  # name the first bad one
             try:
-                check_expression(expr)
+                check_expression(value)
             except ClassAdError as exc:
                 raise ClassAdError(f"attribute {name}: {exc}") from None
-        raise
+        raise ClassAdError("the attributes do not parse as one ClassAd of one expression each")
+    ad = classad2.ClassAd()
+    for i, (name, _) in enumerate(items):
+        ad[name] = ads[0].lookup(f"{key}{i}")
+    return ad
 
 
 def matches(target: Any, ad: Any) -> bool:
