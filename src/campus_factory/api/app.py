@@ -28,6 +28,7 @@ from ..ledger.accounting import account, pilot_jobs, state_history
 from ..ledger.controls import drain_pilot, drain_site, requests, set_paused
 from ..ledger.overrides import SiteOverride, apply_override, clear_override, set_override
 from .auth import Access, load_token
+from .inputs import MAX_WINDOW, MIN_WINDOW, Count, Points, Text, Timestamp, Window
 from .metrics import build_registry
 from .views import (
     costs_of,
@@ -49,15 +50,15 @@ _CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src '
 class ActionBody(BaseModel):
     """Optional body of a mutating action."""
 
-    reason: str = Field("", max_length=500, description="Why: kept in the ledger and shown on the dashboard.")
+    reason: Text = Field("", description="Why: kept in the ledger and shown on the dashboard.")
 
 
 class ScaleBody(BaseModel):
     """A site's floor and ceiling of pilots (either may be omitted: the config's value applies)."""
 
-    floor: int | None = Field(None, ge=0, description="Keep at least this many pilots at the site.")
-    ceiling: int | None = Field(None, ge=0, description="Keep at most this many pilots at the site.")
-    note: str = Field("", max_length=500, description="Why; default: who set it.")
+    floor: Count | None = Field(None, description="Keep at least this many pilots at the site.")
+    ceiling: Count | None = Field(None, description="Keep at most this many pilots at the site.")
+    note: Text = Field("", description="Why; default: who set it.")
 
 
 def create_app(
@@ -87,11 +88,13 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        """422 with the problems, like FastAPI's own handler, except that an input that is not UTF-8
-        or not a finite number is shown as text (FastAPI's handler cannot encode it: a 500)."""
+        """422 with the problems, like FastAPI's own handler, except that an input that is not UTF-8,
+        not a finite number or holds a lone surrogate is shown as escaped text (FastAPI's handler
+        cannot encode it: a 500)."""
         safe: dict[Any, Callable[[Any], Any]] = {
             bytes: lambda b: b.decode("utf-8", "backslashreplace"),
             float: lambda f: f if math.isfinite(f) else str(f),
+            str: lambda s: s.encode("utf-8", "backslashreplace").decode("utf-8"),  # a lone surrogate
         }
         return JSONResponse({"detail": jsonable_encoder(exc.errors(), custom_encoder=safe)}, status_code=422)
 
@@ -167,8 +170,8 @@ def create_app(
     @app.get("/api/v1/accounting", tags=["read"])
     def get_accounting(
         _: Reader,
-        since: Annotated[float | None, Query(description="UNIX time; default: until - 24 h.")] = None,
-        until: Annotated[float | None, Query(description="UNIX time; default: now.")] = None,
+        since: Annotated[Timestamp | None, Query(description="UNIX time; default: until - 24 h.")] = None,
+        until: Annotated[Timestamp | None, Query(description="UNIX time; default: now.")] = None,
         by: Literal["site", "owner", "route", "schedd"] = "site",
     ) -> dict[str, Any]:
         """Core-hours delivered, used and wasted; pilots requested, started, failed; spend."""
@@ -179,11 +182,13 @@ def create_app(
         acc = account(ledger, since=start, until=end, by=by, costs=costs_of(config), factory=name, now=clock())
         return acc.as_dict()
 
+    default_window = min(max(config.api.history_window, MIN_WINDOW), MAX_WINDOW)
+
     @app.get("/api/v1/history", tags=["read"])
     def get_history(
         _: Reader,
-        window: Annotated[float, Query(gt=0, le=90 * 86400.0)] = config.api.history_window,
-        points: Annotated[int, Query(ge=2, le=500)] = 49,
+        window: Window = default_window,
+        points: Points = 49,
         site: str | None = None,
     ) -> dict[str, Any]:
         """Pilots in each live state over the last ``window`` seconds (from the transitions)."""
