@@ -19,7 +19,7 @@ FOUNDATION = {"config", "errors", "logs", "classads", "domain"}
 #: room -> the other rooms it may import (the foundation's modules are listed explicitly)
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
-    "logs": set(),
+    "logs": {"domain"},
     "domain": set(),
     "classads": {"errors"},
     "config": {"classads", "errors"},

@@ -9,10 +9,29 @@ and the ledger free of providers (``tests/test_layout.py`` checks those import r
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["JobGroup", "PilotRequest", "group_id_for"]
+__all__ = ["JobGroup", "PilotRequest", "group_id_for", "printable"]
+
+#: characters never printed raw: C0/C1 controls but tab (line breaks forge log lines, ESC drives
+#: terminals), bidirectional overrides (text that reads differently than it is), lone surrogates
+#: (not encodable: a log handler or a terminal would fail on them)
+_UNPRINTABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
+_NAMED = {"\n": "\\n", "\r": "\\r"}
+
+
+def printable(text: str) -> str:
+    """``text`` with every character that could forge a line, drive a terminal or fail to encode
+    shown as an escape (``\\n``, ``\\x1b``, ``\\ud800``): for logs and explanations, whose text
+    comes partly from users (group ids, owners, reasons)."""
+
+    def escape(m: re.Match[str]) -> str:
+        c = m.group()
+        return _NAMED.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}")
+
+    return _UNPRINTABLE.sub(escape, text)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ format or :class:`JsonFormatter` (one JSON object per line; ``extra=`` fields be
 The :class:`Redactor` masks, in the message, its arguments and string extras: bearer tokens, ``token=``/
 ``password=``-style pairs (also as JSON keys), JWTs (HTCondor IDTOKENs are JWTs), passwords in
 URLs (``postgresql://user:secret@host``), PEM private keys, and any literal secret it is given
-(e.g. the API token read at startup).
+(e.g. the API token read at startup). In the text format a message is one line: line breaks,
+control characters and lone surrogates in it are escaped (:func:`campus_factory.domain.printable`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import sys
 import time
 from collections.abc import Iterable, Mapping
 from typing import IO, Any, Literal
+
+from .domain import printable
 
 __all__ = [
     "MASK",
@@ -102,7 +105,12 @@ class RedactingFormatter(logging.Formatter):
         self.redactor = redactor
 
     def format(self, record: logging.LogRecord) -> str:
-        return self.inner.format(self.redactor.redacted(record))
+        copy = self.redactor.redacted(record)
+        if not isinstance(self.inner, JsonFormatter):  # JSON escapes on its own
+            # one record, one line: a group id or owner holding a line break or a terminal escape
+            # is shown escaped, never forging a line or driving the reader's terminal
+            copy.msg = printable(str(copy.msg))
+        return self.inner.format(copy)
 
 
 class JsonFormatter(logging.Formatter):

@@ -2,7 +2,9 @@
 
 :func:`explain_plan` renders a whole plan; :func:`explain_group` gives, for one job group, each
 site's match result (with the clauses that were false), the capacity counted there, the limit
-that bound, and the pilots planned. Both are pure (the cache only saves evaluations).
+that bound, and the pilots planned. Both are pure (the cache only saves evaluations). The text
+shows user-written values (group ids, owners, Requirements) escaped: a line break or a terminal
+escape in them never makes a line of its own (:func:`campus_factory.domain.printable`).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..domain import JobGroup
+from ..domain import JobGroup, printable
 from .match import MatchCache
 from .types import Plan, SiteSpec
 
@@ -37,7 +39,7 @@ def explain_plan(plan: Plan) -> str:
     if plan.notes:
         lines.append("Notes:")
         lines.extend(f"  - {n}" for n in plan.notes)
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)  # one field never makes two lines
 
 
 def group_explanation(
@@ -112,7 +114,7 @@ def render_group_explanation(data: dict[str, Any]) -> str:
                 lines.append(f"      limit that held this group back: {r['limit']}")
             elif r["site_bound_by"]:
                 lines.append(f"      site limit reached (by other groups): {r['site_bound_by']}")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)  # one field never makes two lines
 
 
 def explain_group(plan: Plan, group: JobGroup, sites: Sequence[SiteSpec], cache: MatchCache | None = None) -> str:
