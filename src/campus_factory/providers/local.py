@@ -1,7 +1,9 @@
 """Pilots as processes on this host: for a small site, and for tests.
 
 Each pilot runs the same script a batch site would get, detached in its own session, with its
-output in ``batch.work_dir``. A state file per pilot (``.cf-local/<job>.json``: tag, index, pid
+output in ``batch.work_dir``. Each pilot has its own copy of the script (mode 0700: a glidein's
+holds its IDTOKEN), removed when the pilot ends, by its wrapper, or by the provider when it
+kills the pilot or finds it ended. A state file per pilot (``.cf-local/<job>.json``: tag, index, pid
 and the process start time, so a reused pid is never mistaken for the pilot) lets a restarted
 factory find its pilots again; the wrapper writes the exit status beside it. There is no queue:
 a pilot is RUNNING from its start, and ``max_pilots`` is the only limit that matters.
@@ -27,11 +29,13 @@ from .base import CancelResult, JobState, JobStatus, Observation, Submission, Su
 __all__ = ["LocalProvider"]
 
 # A constant wrapper: the script and the status file arrive as positional arguments. It passes
-# a TERM on to the pilot script (which traps it to leave cleanly) and records its exit status.
+# a TERM on to the pilot script (which traps it to leave cleanly), removes the script when the
+# pilot ends (it holds the pilot's IDTOKEN) and records its exit status.
 _WRAPPER = (
     "trap 'kill -TERM \"$c\" 2>/dev/null' TERM; "
     'bash "$0" & c=$!; r=0; '
     'while kill -0 "$c" 2>/dev/null; do wait "$c"; r=$?; done; '
+    'rm -f "$0"; '
     'echo "$r" > "$1.tmp" && mv "$1.tmp" "$1"'
 )
 
@@ -88,9 +92,6 @@ class LocalProvider:
         )
         try:
             self.state_dir.mkdir(parents=True, exist_ok=True)
-            script_path = self.state_dir / f"{submission.tag}.sh"
-            script_path.write_text(script)
-            script_path.chmod(0o700)
         except OSError as exc:
             raise SubmitError(f"{self.site}: cannot write the pilot script: {exc}", site=self.site) from exc
         out = []
@@ -99,6 +100,13 @@ class LocalProvider:
             env = {**os.environ, **self.config.batch.environment, "CF_LOCAL_INDEX": str(index)}
             job_id = f"{submission.submission_id}-{index}"
             status_path = self.state_dir / f"{job_id}.rc"
+            script_path = self._script(job_id)
+            try:
+                fd = os.open(script_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o700)
+                with os.fdopen(fd, "w") as f:
+                    f.write(script)
+            except OSError as exc:
+                raise SubmitError(f"{self.site}: cannot write the pilot script: {exc}", site=self.site) from exc
             try:
                 with open(log_path, "ab") as log:
                     child = subprocess.Popen(
@@ -123,7 +131,21 @@ class LocalProvider:
             out.append(SubmittedPilot(req.pilot_id, job_id))
         return out
 
+    def _script(self, job_id: str) -> Path:
+        return self.state_dir / f"{job_id}.sh"
+
+    def _forget_script(self, job_id: str) -> None:
+        """The script of an ended pilot holds its token: gone (the wrapper removes it too)."""
+        with contextlib.suppress(OSError):
+            self._script(job_id).unlink(missing_ok=True)
+
     def _status(self, job_id: str, state: dict[str, Any]) -> JobStatus:
+        status = self._live_status(job_id, state)
+        if status.state is not JobState.RUNNING:
+            self._forget_script(job_id)
+        return status
+
+    def _live_status(self, job_id: str, state: dict[str, Any]) -> JobStatus:
         for pid, child in list(self._children.items()):
             if child.poll() is not None:
                 del self._children[pid]
@@ -173,6 +195,7 @@ class LocalProvider:
             state = self._state(job_id)
             pid = int(state.get("pid", 0)) if state else 0
             if not state or not pid or _start_time(pid) != state.get("start"):
+                self._forget_script(job_id)
                 out.append(CancelResult(job_id, True, "not running"))
                 continue
             try:
@@ -181,8 +204,10 @@ class LocalProvider:
                 else:
                     (self.state_dir / f"{job_id}.cancelled").touch()
                     os.killpg(pid, signal.SIGKILL)
+                    self._forget_script(job_id)
                 out.append(CancelResult(job_id, True))
             except ProcessLookupError:
+                self._forget_script(job_id)
                 out.append(CancelResult(job_id, True, "already gone"))
             except OSError as exc:
                 out.append(CancelResult(job_id, False, str(exc)))
