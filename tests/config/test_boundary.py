@@ -52,6 +52,10 @@ def refused(data: dict[str, Any], *needles: str) -> str:
         {"pilot": {"token": {"identity": "pilot-{site}@campus-factory\n"}}},
         {"sites": [site(allowed_owners=["alice\n"])]},
         {"pool": {"schedds": ["schedd@host\n"]}},
+        {"sites": [site(batch={"partition": "campus\n#SBATCH --uid=0"})]},
+        {"sites": [site(batch={"extra_directives": ["--x\r--y"]})]},
+        {"pilot": {"scratch": "/tmp\n"}},
+        {"pilot": {"scratch": "/tmp/$(touch x)"}},
     ],
     ids=lambda d: repr(d)[:60],
 )

@@ -23,6 +23,7 @@ __all__ = [
     "MAX_QUEUE_ALLOWANCE",
     "MAX_TOKEN_LIFETIME",
     "MAX_WALLTIME",
+    "SCRATCH",
     "check_attribute_names",
     "check_bounded",
     "check_collector",
@@ -31,6 +32,7 @@ __all__ = [
     "check_knob_names",
     "check_ledger_url",
     "check_names",
+    "check_one_line",
     "fullmatch",
 ]
 
@@ -62,6 +64,8 @@ IDENTITY = re.compile(r"[A-Za-z0-9_.*-]{1,100}@[A-Za-z0-9_.-]{1,100}")
 #: a pool address: host or [IPv6], an optional port, an optional shared-port query (?sock=collector)
 _HOST = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*\.?|\[[0-9A-Fa-f:.]{2,45}\])"
 COLLECTOR = re.compile(rf"(?P<host>{_HOST})(?::(?P<port>[0-9]{{1,5}}))?(?:\?[A-Za-z0-9_.=&-]{{1,100}})?")
+#: the glidein's scratch directory on the worker: a path, shell parameter expansion allowed
+SCRATCH = re.compile(r"[A-Za-z0-9_/.${}:-]{1,512}")
 #: ledger URL schemes the ledger supports
 LEDGER_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "postgresql+psycopg2")
 
@@ -179,6 +183,13 @@ def check_config_values(values: Iterable[str], where: str) -> None:
             raise ValueError(f"{where}: a value cannot end with a backslash (line continuation): {value[:60]!r}")
         if "CF_CONFIG_EOF" in value or "CF_TOKEN_EOF" in value:
             raise ValueError(f"{where}: a value cannot contain the glidein's heredoc delimiters")
+
+
+def check_one_line(values: Iterable[str | None], where: str) -> None:
+    """Values a scheduler reads as one directive line: no line break or other control character."""
+    for value in values:
+        if value is not None and any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError(f"{where}: {value[:60]!r} cannot contain line breaks or control characters")
 
 
 def check_collector(address: str) -> str:

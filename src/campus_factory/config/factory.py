@@ -11,6 +11,7 @@ from ._base import _NAME, Duration, _check_env_names, _Section
 from ._grammar import (
     IDENTITY,
     MAX_QUEUE_ALLOWANCE,
+    SCRATCH,
     WORD,
     check_collector,
     check_config_values,
@@ -225,6 +226,15 @@ class PilotOptions(_Section):
         default_factory=dict, description="More HTCondor configuration for glideins, knob = value."
     )
     token: TokenOptions = Field(default_factory=lambda: TokenOptions())
+
+    @field_validator("scratch")
+    @classmethod
+    def _scratch(cls, value: str) -> str:
+        if not fullmatch(SCRATCH, value):
+            raise ValueError(
+                f"{value[:60]!r} is not a scratch directory (a path; letters, digits, _ / . - : and ${{}})"
+            )
+        return value
 
     @field_validator("extra_config")
     @classmethod

@@ -8,7 +8,16 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from ._base import _NAME, Duration, _check_env_names, _Section
-from ._grammar import ATTRIBUTE, MAX_WALLTIME, SUBMIT_KEY, WORD, check_attribute_names, check_collector, check_names
+from ._grammar import (
+    ATTRIBUTE,
+    MAX_WALLTIME,
+    SUBMIT_KEY,
+    WORD,
+    check_attribute_names,
+    check_collector,
+    check_names,
+    check_one_line,
+)
 
 __all__ = [
     "CLOUD_PROVIDERS",
@@ -171,6 +180,11 @@ class BatchOptions(_Section):
             raise ValueError("work_dir must be an absolute path")
         if self.bin_dir is not None and not self.bin_dir.startswith("/"):
             raise ValueError("bin_dir must be an absolute path")
+        check_one_line(
+            (self.partition, self.account, self.qos, *self.extra_directives, self.work_dir, self.bin_dir),
+            "batch",
+        )
+        check_one_line((self.sge_parallel_environment, self.sge_memory_complex), "batch")
         _check_env_names(self.environment)
         return self
 
