@@ -147,3 +147,16 @@ def test_every_knob_the_glidein_writes_is_factory_owned() -> None:
     ]
     names = {line.split(" = ", 1)[0].lower() for line in body + runtime if " = " in line and not line.startswith("#")}
     assert names and names <= FACTORY_OWNED_KNOBS, names - FACTORY_OWNED_KNOBS
+
+
+@pytest.mark.parametrize("value", ["$(touch {s})", "`touch {s}`", '"; touch {s}; echo "', "$[", "${{x:-$(touch {s})}}"])
+def test_condor_locations_never_reach_the_shell_when_no_htcondor_is_found(value: str) -> None:
+    """Found by the hostile-config property test: the "no HTCondor found" message once put the
+    quoted locations inside a double-quoted echo, where `$(...)` ran."""
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        data = config_with("start", "", "true", tmp)
+        data["pilot"]["condor_locations"] = [value.format(s=SENTINEL)]
+        proc = run(render(data), tmp)
+        assert proc.returncode == 71 and "no HTCondor found" in proc.stderr, proc.stderr
+        assert not SENTINEL.exists()

@@ -175,7 +175,8 @@ def glidein_payload(spec: GlideinSpec) -> list[str]:
         "trap 'rm -rf \"$cf_dir\"' EXIT",
         'chmod 755 "$cf_dir"  # jobs run as their owner and must reach execute/',
         "cf_release=''",
-        f"for p in {locations}; do",
+        f"cf_locations=({locations})",
+        'for p in "${cf_locations[@]}"; do',
         '  if [ -x "$p/sbin/condor_master" ]; then cf_release=$p; break; fi',
         "done",
         f"cf_tarball={tarball}",
@@ -188,9 +189,7 @@ def glidein_payload(spec: GlideinSpec) -> list[str]:
         '  [ -x "$cf_dir/release/sbin/condor_master" ] && cf_release="$cf_dir/release"',
         "fi",
         'if [ -z "$cf_release" ]; then',
-        '  echo "campus-factory pilot: no HTCondor found (looked in: '
-        + locations.replace('"', "")
-        + '${cf_tarball:+ and $cf_tarball})" >&2',
+        '  echo "campus-factory pilot: no HTCondor found (looked in: ${cf_locations[*]}${cf_tarball:+ and $cf_tarball})" >&2',
         "  exit 71",
         "fi",
         "# --- glidein: the allocation actually granted --------------------------------",
