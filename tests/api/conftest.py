@@ -122,7 +122,7 @@ def live_server(app: FastAPI) -> Iterator[str]:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 60
     while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("uvicorn did not start")
@@ -172,7 +172,13 @@ def browser(chromium_executable: str) -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
+    """A page; its waits (and ``expect``'s) allow a loaded machine 30 s instead of 5: they poll
+    and return as soon as the condition holds."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=30_000)
     context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    context.set_default_timeout(60_000)
     try:
         yield context.new_page()
     finally:

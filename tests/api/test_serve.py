@@ -42,7 +42,7 @@ provider = "fake"
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a second or two when idle
         while True:
             try:
                 if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
@@ -59,7 +59,7 @@ provider = "fake"
         assert httpx.post(f"{base}/api/v1/sites/alpha/pause", headers=auth).json()["paused"] is True
     finally:
         proc.terminate()
-        out, err = proc.communicate(timeout=20)
+        out, err = proc.communicate(timeout=60)
     assert proc.returncode in (0, -15), err  # uvicorn re-raises SIGTERM once it has shut down cleanly
     assert "Application shutdown complete" in err
     assert '"msg": "API and dashboard on http://127.0.0.1:' in err  # JSON log lines

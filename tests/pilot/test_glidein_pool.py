@@ -157,7 +157,7 @@ def test_term_to_a_busy_glidein_requeues_its_job(pool_env, tmp_path: Path) -> No
         # another pilot takes it and it completes
         assert cycles(f, lambda: job_field(pool, job, "JobStatus") == "4", 180)
         assert int(job_field(pool, job, "NumJobStarts")) >= 2
-        assert cycles(f, lambda: f.ledger.pilot(first.pilot_id).state is PilotState.ENDED, 30)
+        assert cycles(f, lambda: f.ledger.pilot(first.pilot_id).state is PilotState.ENDED, 120)
     finally:
         pool.run("condor_rm", job, check=False)
         for p in f.ledger.live_pilots(tag):

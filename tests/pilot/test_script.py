@@ -263,7 +263,7 @@ def test_term_is_forwarded_and_the_pilot_exits_zero(tmp_path: Path) -> None:
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 60  # polls: at once when idle
         sleepers: list[int] = []
         while time.monotonic() < deadline and not sleepers:
             time.sleep(0.1)
@@ -271,10 +271,10 @@ def test_term_is_forwarded_and_the_pilot_exits_zero(tmp_path: Path) -> None:
         assert sleepers, "the payload did not start"
         time.sleep(0.3)
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=5)
+        out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
         assert "asked=1" in out
-        deadline = time.monotonic() + 2
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline and any(_alive(p) for p in sleepers):
             time.sleep(0.05)
         assert not any(_alive(p) for p in sleepers), "the payload survived the TERM"

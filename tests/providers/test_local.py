@@ -34,7 +34,7 @@ def config(tmp_path: Path, command: list[str]):
     )
 
 
-def wait_for(pred, timeout: float = 10.0) -> bool:
+def wait_for(pred, timeout: float = 60.0) -> bool:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if pred():

@@ -117,7 +117,7 @@ def test_cancel_of_pending_and_running_pilots_needs_no_timeout_nor_fallback(tmp_
         assert [r.ok for r in results] == [True] * 3, results
         assert ex.timeouts == []
         # the pending pilot is removed, the running ones leave by themselves (their TERM trap)
-        assert wait_for(lambda: set(states(slurm_cluster, jobs).values()) <= {"COMPLETED", "CANCELLED"}, 30)
+        assert wait_for(lambda: set(states(slurm_cluster, jobs).values()) <= {"COMPLETED", "CANCELLED"}, 90)
         final = states(slurm_cluster, jobs)
         assert sorted(final.values()) == ["CANCELLED", "COMPLETED", "COMPLETED"], (final, ex.argvs)
         logs = [f.read_text() for f in (tmp_path / "pilots").glob(f"cf-{name}-*.out")]

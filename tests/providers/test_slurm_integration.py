@@ -92,12 +92,12 @@ def test_pilots_start_run_and_leave_with_the_demand(tmp_path: Path, slurm_cluste
     assert r.submitted == 3, r.errors
     assert len(ours(slurm_cluster, name)) == 3
     # they run, and a second cycle submits nothing more
-    assert until(lambda: live_states(f) == {"running": 3}, 30, lambda: asyncio.run(f.run_once()))
+    assert until(lambda: live_states(f) == {"running": 3}, 120, lambda: asyncio.run(f.run_once()))
     r = asyncio.run(f.run_once())
     assert r.submitted == 0 and len(ours(slurm_cluster, name)) == 3
     # the demand goes away: after idle_timeout the pilots are asked to leave and end cleanly
     demand.groups = []
-    assert until(lambda: live_states(f) == {"ended": 3}, 40, lambda: asyncio.run(f.run_once()))
+    assert until(lambda: live_states(f) == {"ended": 3}, 120, lambda: asyncio.run(f.run_once()))
     assert ours(slurm_cluster, name) == []
     for p in f.ledger.pilots(factory=name):
         hist = [t.to_state.value for t in f.ledger.transitions(p.pilot_id)]
@@ -153,10 +153,10 @@ def test_restart_after_a_crash_adopts_and_submits_nothing_twice(tmp_path: Path, 
     assert orphans == 1, r
     jobs = {p.job_id for p in f.ledger.pilots(factory=name)}
     assert len(jobs) == 2 and None not in jobs
-    assert until(lambda: not any(line.startswith(stranger + "|") for line in ours(slurm_cluster, name)), 15)
+    assert until(lambda: not any(line.startswith(stranger + "|") for line in ours(slurm_cluster, name)), 60)
     assert len(ours(slurm_cluster, name)) == 2
     demand.groups = []
-    assert until(lambda: ours(slurm_cluster, name) == [], 40, lambda: asyncio.run(f.run_once()))
+    assert until(lambda: ours(slurm_cluster, name) == [], 120, lambda: asyncio.run(f.run_once()))
 
 
 def test_sigkill_mid_work_never_leaves_more_than_planned(tmp_path: Path, slurm_cluster) -> None:

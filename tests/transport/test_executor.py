@@ -97,7 +97,7 @@ def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     with pytest.raises(CommandTimeout) as info:
         run(["sh", "-c", script], timeout=0.5)
     elapsed = time.monotonic() - started
-    assert elapsed < 3
+    assert elapsed < 25  # the timeout fired: it did not wait for the 30 s sleep (slack for a loaded host)
     err = info.value
     assert isinstance(err, CommandError) and isinstance(err, ProviderError)
     assert err.timeout == 0.5
@@ -106,7 +106,7 @@ def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     assert "timed out after 0.5 s" in str(err)
     assert err.stdout == "started\n"
     background = int(pids.read_text())
-    deadline = time.monotonic() + 2
+    deadline = time.monotonic() + 30
     while _alive(background) and time.monotonic() < deadline:
         time.sleep(0.05)
     alive = _alive(background)

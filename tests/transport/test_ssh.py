@@ -80,7 +80,7 @@ def test_timeout_kills_the_remote_command(sshd: Sshd) -> None:
             started = time.monotonic()
             with pytest.raises(CommandTimeout) as info:
                 await ex.run(["sh", "-c", f"echo partial; sleep {marker}; echo never"], timeout=1)
-            assert time.monotonic() - started < 5
+            assert time.monotonic() - started < 30  # the timeout fired, not the >30 s sleep
             assert info.value.stdout == "partial\n" and "CFPID" not in info.value.stderr
             r = await ex.run(["pgrep", "-f", f"sleep {marker}"], timeout=10)
             assert r.returncode == 1, f"the remote command survived its timeout: {r.stdout}"
@@ -140,10 +140,9 @@ def test_a_dead_connection_is_reopened_with_backoff(sshd: Sshd) -> None:
             await ex.close()  # the open session would outlive the listener
             with pytest.raises(CommandError, match="cannot connect"):
                 await ex.run(["true"], timeout=10)
-            started = time.monotonic()
             with pytest.raises(CommandError, match="next connection attempt"):
-                await ex.run(["true"], timeout=10)
-            assert time.monotonic() - started < 0.1
+                await ex.run(["true"], timeout=10)  # refused at once, without trying (no timed assertion)
+            assert ex.connects == 2
             # it comes back: after the backoff the executor reconnects by itself
             sshd.start()
 
@@ -153,7 +152,7 @@ def test_a_dead_connection_is_reopened_with_backoff(sshd: Sshd) -> None:
                 except CommandError:
                     return False
 
-            assert await until(works, 10)
+            assert await until(works, 60)
             assert ex.connects == 3
         finally:
             await ex.close()
