@@ -18,16 +18,22 @@ import hashlib
 import re
 import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import classad2
 
 __all__ = [
+    "MAX_DEPTH",
+    "MAX_EXPRESSION_CHARS",
+    "MAX_NESTING",
+    "MAX_TEXT_CHARS",
+    "MAX_WORK",
     "ClassAdError",
     "ParsedAd",
     "ad_from_attributes",
     "ad_text",
+    "check_bounds",
     "check_expression",
     "conjuncts",
     "expression",
@@ -76,13 +82,128 @@ def literal(value: object) -> str:
     raise TypeError(f"no ClassAd literal for {type(value).__name__}")
 
 
+# -- bounds on what is parsed and evaluated (issue 15) ---------------------------------------------
+#: characters of one expression (an attribute's value) outside its string literals, and in all;
+#: bracket nesting inside it
+MAX_EXPRESSION_CHARS = 16_384
+MAX_TEXT_CHARS = 4 << 20
+MAX_NESTING = 64
+#: estimated evaluation depth and work (tokens evaluated) of a Requirements with every attribute it
+#: refers to, in its own ad and the other, expanded. classad2 fails past a depth of about 1000 and
+#: takes seconds on attributes that double each other 25 times: both stay far below that here.
+MAX_DEPTH = 300
+MAX_WORK = 20_000
+
+_TOKEN = re.compile(
+    r'"(?:[^"\\]|\\.)*"?|\'(?:[^\'\\]|\\.)*\'?'  # strings, quoted attribute names
+    r"|[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"  # names, scoped names
+    r"|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"  # numbers
+    r"|=\?=|=!=|&&|\|\||[<>=!]=|>>>|<<|>>|\S"  # operators, brackets, anything else
+)
+_WORDS = frozenset({"true", "false", "undefined", "error", "is", "isnt"})
+_OPEN, _CLOSE = "([{", ")]}"
+_OPERATORS = frozenset({"=?=", "=!=", "&&", "||", "<=", ">=", "==", "!=", ">>>", "<<", ">>", *"+-*/%<>!~&|^?:"})
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """One expression: its own depth and work estimates, and the attributes it refers to."""
+
+    depth: int
+    work: int
+    refs: tuple[tuple[str, str], ...] = field(default=())  # (scope "my"/"target"/"", lower-case name)
+
+
+def _shape(text: str) -> _Shape:
+    """Measure one expression; :class:`ClassAdError` when it is over the text or nesting bound."""
+    if len(text) > MAX_TEXT_CHARS:
+        raise ClassAdError(f"expression of {len(text)} characters (at most {MAX_TEXT_CHARS})")
+    tokens = _TOKEN.findall(text)
+    code = sum(len(t) for t in tokens if t[0] not in "\"'")
+    if code > MAX_EXPRESSION_CHARS:
+        raise ClassAdError(f"expression of {code} characters outside strings (at most {MAX_EXPRESSION_CHARS})")
+    stack = [[0, 0]]  # per open bracket: [operators, deepest child]
+    refs: list[tuple[str, str]] = []
+    for i, tok in enumerate(tokens):
+        if tok in _OPEN:
+            stack.append([0, 0])
+            if len(stack) > MAX_NESTING:
+                raise ClassAdError(f"expression nested deeper than {MAX_NESTING} brackets")
+        elif tok in _CLOSE and len(stack) > 1:
+            ops, child = stack.pop()
+            stack[-1][1] = max(stack[-1][1], 1 + ops + child)
+        elif tok in _OPERATORS:
+            stack[-1][0] += 1
+        elif (tok[0].isalpha() or tok[0] == "_") and tok.lower() not in _WORDS:
+            if i + 1 < len(tokens) and tokens[i + 1] == "(":
+                continue  # a function call
+            head, _, rest = tok.lower().partition(".")
+            refs.append((head, rest.split(".", 1)[0]) if head in ("my", "target") and rest else ("", head))
+    while len(stack) > 1:  # unbalanced: the parser refuses it anyway
+        ops, child = stack.pop()
+        stack[-1][1] = max(stack[-1][1], 1 + ops + child)
+    return _Shape(1 + stack[0][0] + stack[0][1], len(tokens), tuple(refs))
+
+
+def check_bounds(text: str) -> str:
+    """Return ``text`` when it is within every bound on its own (size, nesting, depth, work)."""
+    shape = _shape(text)
+    if shape.depth > MAX_DEPTH or shape.work > MAX_WORK:
+        raise ClassAdError(
+            f"expression too complex to evaluate (depth about {shape.depth}, at most {MAX_DEPTH}; "
+            f"{shape.work} tokens, at most {MAX_WORK})"
+        )
+    return text
+
+
+def _expanded(ads: tuple[Mapping[str, _Shape], Mapping[str, _Shape]]) -> tuple[int, int]:
+    """Depth and work of ``ads[0]``'s Requirements with ``ads[1]`` as TARGET, references expanded
+    (an attribute being expanded counts once: the library cuts circular references)."""
+    memo: dict[tuple[int, str], tuple[int, int]] = {}
+    # iterative depth-first walk: (side, name, expanded?)
+    todo: list[tuple[int, str, bool]] = [(0, "requirements", False)]
+    busy: set[tuple[int, str]] = set()
+
+    def target(side: int, scope: str, name: str) -> tuple[int, str] | None:
+        if scope == "my":
+            return (side, name) if name in ads[side] else None
+        if scope == "target":
+            return (1 - side, name) if name in ads[1 - side] else None
+        if name in ads[side]:
+            return side, name
+        return (1 - side, name) if name in ads[1 - side] else None
+
+    while todo:
+        side, name, done = todo.pop()
+        key = (side, name)
+        shape = ads[side][name]
+        refs = [r for scope, n in shape.refs if (r := target(side, scope, n)) is not None]
+        if not done:
+            if key in memo or key in busy:
+                continue
+            busy.add(key)
+            todo.append((side, name, True))
+            todo.extend((s, n, False) for s, n in refs if (s, n) not in memo and (s, n) not in busy)
+            continue
+        busy.discard(key)
+        depth, work = shape.depth, shape.work
+        for r in refs:
+            d, w = memo.get(r, (1, 1))
+            depth = max(depth, shape.depth + d)
+            work = min(work + w, 1 << 40)
+        memo[key] = (depth, work)
+    return memo.get((0, "requirements"), (0, 0))
+
+
 def check_expression(text: str) -> str:
-    """Return ``text`` when it parses as one ClassAd expression, else raise :class:`ClassAdError`.
+    """Return ``text`` when it parses as one ClassAd expression within :func:`check_bounds`,
+    else raise :class:`ClassAdError`.
 
     classad2 parses the longest valid prefix and ignores the rest (``true; Owner = "x"`` gives
     ``true``), so the text is also parsed as an attribute followed by a marker attribute: text
     left over breaks the ad, or adds or hides an attribute of it.
     """
+    check_bounds(text)
     end = f"cfEnd{secrets.token_hex(6)}"
     try:
         classad2.ExprTree(text)
@@ -166,16 +287,25 @@ def matches(target: Any, ad: Any) -> bool:
 
 @dataclass(frozen=True)
 class ParsedAd:
-    """A parsed ad with its Requirements looked up once (matching many times is cheaper)."""
+    """A parsed ad with its Requirements looked up once (matching many times is cheaper), and the
+    measure of each attribute (for the bounds :func:`requirements_met` checks)."""
 
     ad: Any
     requirements: Any | None
     always: bool
+    shapes: Mapping[str, _Shape] = field(default_factory=dict)
 
 
 def parsed_ad(attributes: Mapping[str, str] | Iterable[tuple[str, str]]) -> ParsedAd:
-    """:func:`ad_from_attributes`, keeping the Requirements expression and whether it is ``true``."""
+    """:func:`ad_from_attributes`, keeping the Requirements expression and whether it is ``true``.
+    Every attribute is measured first: one over the text or nesting bound is refused unparsed."""
     items = list(attributes.items() if isinstance(attributes, Mapping) else attributes)
+    shapes: dict[str, _Shape] = {}
+    for name, text in items:
+        try:
+            shapes[name.lower()] = _shape(text)
+        except ClassAdError as exc:
+            raise ClassAdError(f"attribute {name[:100]}: {exc}") from None
     ad = ad_from_attributes(items)
     low = {k.lower(): v.strip().lower() for k, v in items}
     req = low.get("requirements")
@@ -184,16 +314,30 @@ def parsed_ad(attributes: Mapping[str, str] | Iterable[tuple[str, str]]) -> Pars
         expr = ad.lookup("Requirements")
     except KeyError:
         expr = None
-    return ParsedAd(ad, expr, always)
+    return ParsedAd(ad, expr, always, shapes)
 
 
 def requirements_met(ad: ParsedAd, target: ParsedAd) -> bool:
-    """``target.ad.matches(ad.ad)`` without the per-call lookup: same conversion rules."""
+    """``target.ad.matches(ad.ad)`` without the per-call lookup: same conversion rules.
+
+    Raises :class:`ClassAdError` when the Requirements, with what it refers to in both ads, is
+    beyond :data:`MAX_DEPTH` or :data:`MAX_WORK`, or when the library fails to evaluate it: the
+    caller decides what that one pair costs (the planner: that group at that site)."""
     if ad.always:
         return True
     if ad.requirements is None:
         return False
-    result = ad.requirements.eval(ad.ad, target.ad)
+    if "requirements" in ad.shapes:
+        depth, work = _expanded((ad.shapes, target.shapes))
+        if depth > MAX_DEPTH or work > MAX_WORK:
+            raise ClassAdError(
+                f"Requirements too complex to evaluate (with the attributes it refers to: depth about "
+                f"{depth}, at most {MAX_DEPTH}; {work} tokens, at most {MAX_WORK})"
+            )
+    try:
+        result = ad.requirements.eval(ad.ad, target.ad)
+    except Exception as exc:  # classad2 raises its own exception type (e.g. past its depth limit)
+        raise ClassAdError(f"Requirements cannot be evaluated: {exc}") from None
     if isinstance(result, classad2.Value):
         return False
     if isinstance(result, bool | int | float):

@@ -156,7 +156,10 @@ def runs_on(job: ParsedAd, g: JobGroup, slot: CampusSlot) -> bool:
         return False
     if slot.disk_kb and g.disk_mb * 1024 > slot.disk_kb:
         return False
-    return requirements_met(job, slot.ad) and requirements_met(slot.ad, job)
+    try:
+        return requirements_met(job, slot.ad) and requirements_met(slot.ad, job)
+    except ClassAdError:  # beyond the evaluation bounds, or the library failed: no match
+        return False
 
 
 def slot_job_refs(slots: Iterable[CampusSlot]) -> set[str]:

@@ -179,6 +179,9 @@ def _place(g: JobGroup, outcomes: Sequence[MatchOutcome], states: Sequence[_Site
             for k, n in sorted(counts.items())
         )
         reason = "matches no site" + (f": {why}" if why else ": no sites configured")
+        bad_ad = next((o.detail for o in outcomes if o.failed == "ad"), "")
+        if bad_ad:  # a job ad beyond the bounds, or that does not parse, says so once
+            reason += f" ({bad_ad[:300]})"
         return GroupDecision(g.group_id, g.count, None, 0, 0, reason, names), []
     usable = sorted((st for st in matched if st.spec.healthy), key=lambda st: st.key)
     shape = _shape(g)

@@ -221,10 +221,18 @@ class MatchCache:
         machine = self._parsed_slot(slot)
         if isinstance(machine, ClassAdError):
             return MatchOutcome(False, "ad", f"slot ad: {machine}")
-        if not requirements_met(job, machine):
-            return _JOB_REQ
-        if not requirements_met(machine, job):
-            return _SITE_START
+        # a Requirements beyond the bounds, or that the library fails on, costs this pair only:
+        # the group at this site (a bad job ad fails at every site, a bad slot ad for every group)
+        try:
+            if not requirements_met(job, machine):
+                return _JOB_REQ
+        except ClassAdError as exc:
+            return MatchOutcome(False, "ad", f"job ad: {exc}")
+        try:
+            if not requirements_met(machine, job):
+                return _SITE_START
+        except ClassAdError as exc:
+            return MatchOutcome(False, "ad", f"slot ad: {exc}")
         return MATCH_OK
 
     def clauses(self, g: JobGroup, site: SiteSpec) -> list[tuple[str, str, str]]:

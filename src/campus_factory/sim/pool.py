@@ -190,12 +190,15 @@ class SimPool:
                 except ClassAdError:
                     group.ad = ParsedAd(None, None, False)
             slot = self._slot_ad(site)
-            hit = bool(
-                slot is not None
-                and group.ad.ad is not None
-                and requirements_met(group.ad, slot)
-                and requirements_met(slot, group.ad)
-            )
+            try:
+                hit = bool(
+                    slot is not None
+                    and group.ad.ad is not None
+                    and requirements_met(group.ad, slot)
+                    and requirements_met(slot, group.ad)
+                )
+            except ClassAdError:  # beyond the evaluation bounds: no match
+                hit = False
             self._matches[key] = hit
         return hit
 
