@@ -5,13 +5,14 @@ The file holds ``{"groups": [{"id": .., "count": .., "cpus": .., "memory_mb": ..
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..classads import MAX_TEXT_CHARS
 from ..domain import JobGroup
 from ..errors import DemandError
+from .bounds import LIMITS, MAX_ATTRIBUTES, MAX_GROUPS, bounded_attribute, bounded_int, bounded_text, loads
 
 __all__ = ["FileDemand", "StaticDemand", "groups_from_json"]
 
@@ -41,37 +42,46 @@ _FIELDS = {
 }
 
 
+def _group(g: Mapping[str, Any], i: int, where: str) -> JobGroup:
+    unknown = set(g) - _FIELDS
+    if unknown:
+        raise DemandError(f"{where}: unknown keys {sorted(map(str, unknown))[:20]}")
+    if "count" not in g:
+        raise DemandError(f"{where}: count is missing")
+    attributes = g.get("attributes", {})
+    if not isinstance(attributes, dict) or len(attributes) > MAX_ATTRIBUTES:
+        raise DemandError(f"{where}: attributes must be an object of at most {MAX_ATTRIBUTES} names")
+    jobs = g.get("jobs", [])
+    if not isinstance(jobs, list) or len(jobs) > LIMITS["count"][1]:
+        raise DemandError(f"{where}: jobs must be a list of job ids")
+    group_id = g.get("id", f"group{i}")
+    return JobGroup(
+        group_id=bounded_text(str(group_id) if isinstance(group_id, int) else group_id, "id", where),
+        count=bounded_int(g["count"], "count", where),
+        cpus=bounded_int(g.get("cpus", 1), "cpus", where),
+        memory_mb=bounded_int(g.get("memory_mb", 1024), "memory_mb", where),
+        disk_mb=bounded_int(g.get("disk_mb", 1024), "disk_mb", where),
+        gpus=bounded_int(g.get("gpus", 0), "gpus", where),
+        owner=bounded_text(g.get("owner", ""), "owner", where),
+        requirements=bounded_text(g.get("requirements", "true"), "requirements", where, MAX_TEXT_CHARS),
+        attributes=dict(bounded_attribute(k, v, where) for k, v in attributes.items()),
+        schedd=bounded_text(g.get("schedd", ""), "schedd", where),
+        jobs=tuple(bounded_text(j, "jobs[]", where) for j in jobs),
+    )
+
+
 def groups_from_json(data: Any, source: str = "<demand>") -> list[JobGroup]:
+    """Job groups of a demand snapshot; :class:`DemandError` names the first bad value."""
     if not isinstance(data, dict) or not isinstance(data.get("groups"), list):
         raise DemandError(f"{source}: expected an object with a 'groups' list")
+    if len(data["groups"]) > MAX_GROUPS:
+        raise DemandError(f"{source}: {len(data['groups'])} groups, at most {MAX_GROUPS}")
     out = []
     for i, g in enumerate(data["groups"]):
         where = f"{source}: groups[{i}]"
         if not isinstance(g, dict):
             raise DemandError(f"{where}: expected an object")
-        unknown = set(g) - _FIELDS
-        if unknown:
-            raise DemandError(f"{where}: unknown keys {sorted(unknown)}")
-        try:
-            out.append(
-                JobGroup(
-                    group_id=str(g.get("id", f"group{i}")),
-                    count=int(g["count"]),
-                    cpus=int(g.get("cpus", 1)),
-                    memory_mb=int(g.get("memory_mb", 1024)),
-                    disk_mb=int(g.get("disk_mb", 1024)),
-                    gpus=int(g.get("gpus", 0)),
-                    owner=str(g.get("owner", "")),
-                    requirements=str(g.get("requirements", "true")),
-                    attributes={str(k): str(v) for k, v in dict(g.get("attributes", {})).items()},
-                    schedd=str(g.get("schedd", "")),
-                    jobs=tuple(str(j) for j in g.get("jobs", ())),
-                )
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DemandError(f"{where}: {exc!r}") from exc
-        if out[-1].count < 0 or out[-1].cpus < 1 or out[-1].memory_mb < 0:
-            raise DemandError(f"{where}: count, cpus and memory_mb must be positive")
+        out.append(_group(g, i, where))
     return out
 
 
@@ -83,7 +93,8 @@ class FileDemand:
 
     def idle_groups(self) -> list[JobGroup]:
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+            raw = self.path.read_bytes()
+        except OSError as exc:
             raise DemandError(f"{self.path}: cannot read the demand snapshot: {exc}") from exc
+        data = loads(raw, str(self.path))
         return [g for g in groups_from_json(data, str(self.path)) if g.count > 0]

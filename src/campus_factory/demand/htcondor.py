@@ -14,9 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..classads import MAX_TEXT_CHARS
 from ..config import PoolOptions
 from ..domain import JobGroup, group_id_for
 from ..errors import DemandError
+from .bounds import MAX_ATTRIBUTES, bounded_attribute, bounded_int, bounded_text
 
 __all__ = ["HTCondorDemand", "group_job_ads"]
 
@@ -69,6 +71,21 @@ def _num(ad: Any, name: str, default: float) -> float:
     return float(value)
 
 
+def _check_bounds(
+    job: str, owner: str, numbers: tuple[int, int, int, int], requirements: str, attributes: dict[str, str]
+) -> None:
+    """The demand edge's bounds (:mod:`.bounds`), as for a demand file: DemandError when beyond."""
+    where = f"job {job[:100]}"
+    bounded_text(owner, "Owner", where)
+    for name, value in zip(("cpus", "memory_mb", "disk_mb", "gpus"), numbers, strict=True):
+        bounded_int(value, name, where)
+    bounded_text(requirements, "Requirements", where, MAX_TEXT_CHARS)
+    if len(attributes) > MAX_ATTRIBUTES:
+        raise DemandError(f"{where}: {len(attributes)} attributes, at most {MAX_ATTRIBUTES}")
+    for name, value in attributes.items():
+        bounded_attribute(name, value, where)
+
+
 @dataclass
 class _Acc:
     first: JobGroup
@@ -91,6 +108,7 @@ def group_job_ads(ads: Iterable[Any], schedd: str) -> list[JobGroup]:
             names = referenced(ad) | {k for k in _ALWAYS if k in ad}
             attributes = {k: str(ad.lookup(k)) for k in sorted(names) if k in ad}
             job = f"{ad.get('ClusterId', '?')}.{ad.get('ProcId', '?')}"
+            _check_bounds(job, owner, (cpus, memory, disk, gpus), requirements, attributes)
         except Exception as exc:  # a malformed ad is skipped, never fatal
             log.warning("%s: skipping a malformed job ad: %s", schedd, exc)
             continue
