@@ -77,8 +77,8 @@ def _check_bounds(
     """The demand edge's bounds (:mod:`.bounds`), as for a demand file: DemandError when beyond."""
     where = f"job {job[:100]}"
     bounded_text(owner, "Owner", where)
-    for name, value in zip(("cpus", "memory_mb", "disk_mb", "gpus"), numbers, strict=True):
-        bounded_int(value, name, where)
+    for field_name, number in zip(("cpus", "memory_mb", "disk_mb", "gpus"), numbers, strict=True):
+        bounded_int(number, field_name, where)
     bounded_text(requirements, "Requirements", where, MAX_TEXT_CHARS)
     if len(attributes) > MAX_ATTRIBUTES:
         raise DemandError(f"{where}: {len(attributes)} attributes, at most {MAX_ATTRIBUTES}")
