@@ -33,7 +33,7 @@ def make(tmp_path: Path, *sites: str, clock: Clock | None = None, **limits: int)
                 "name": s,
                 "provider": "fake",
                 "idle_timeout": 30,
-                "slot": {"cpus": 4, "memory_mb": 8000},
+                "slot": {"cpus": 4, "memory_mb": 8000, "sizing": "fixed"},  # whole-slot pilots
                 "limits": {"max_pilots": 6, "max_queued": 4, "max_submit_per_cycle": 3, **limits},
             }
             for s in sites

@@ -76,7 +76,7 @@ def test_plan_show_counts_live_pilots_from_the_ledger(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text(
         f'[factory]\nname = "t"\nledger_url = "{url}"\n[[sites]]\nname = "one"\nprovider = "fake"\n'
-        "slot = { cpus = 4, memory_mb = 8000 }\nlimits = { max_pilots = 3, max_queued = 3 }\n",
+        "slot = { cpus = 4, memory_mb = 8000, sizing = 'fixed' }\nlimits = { max_pilots = 3, max_queued = 3 }\n",
         encoding="utf-8",
     )
     demand = tmp_path / "d.json"

@@ -22,7 +22,12 @@ NOW = 1_000_000.0
 
 
 def cfg(**site: Any):  # type: ignore[no-untyped-def]
-    base: dict[str, Any] = {"name": "alpha", "provider": "fake", "slot": {"cpus": 8, "memory_mb": 16000}}
+    # whole-slot pilots: at a fit site Cpus and Memory are pinned (a pilot's ad is not the largest pilot)
+    base: dict[str, Any] = {
+        "name": "alpha",
+        "provider": "fake",
+        "slot": {"cpus": 8, "memory_mb": 16000, "sizing": "fixed"},
+    }
     base.update(site)
     return parse_config({"sites": [base]}).sites[0]
 

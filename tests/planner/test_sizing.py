@@ -179,9 +179,40 @@ def test_max_cores_in_whole_slots_at_a_fixed_site_and_for_floor_pilots() -> None
 def test_max_cores_below_one_fixed_pilot_is_refused() -> None:
     with pytest.raises(ValidationError, match="no pilot could start"):
         SiteConfig.model_validate(
-            {"name": "hpc", "provider": "slurm", "slot": {"cpus": 16}, "limits": {"max_cores": 8}}
+            {"name": "hpc", "provider": "slurm", "slot": {"cpus": 16, "sizing": "fixed"}, "limits": {"max_cores": 8}}
         )
     fit = SiteConfig.model_validate(
         {"name": "hpc", "provider": "slurm", "slot": {"cpus": 16, "sizing": "fit"}, "limits": {"max_cores": 8}}
     )
     assert site_spec(fit).max_cores == 8
+
+
+# -- limits in cores: at a fit site the pilot limits count whole slots' worth of cores ---------
+def test_pilot_limits_at_a_fit_site_count_cores_in_whole_slots() -> None:
+    # two 16-core slots' worth: 32 one-core pilots, not 2 (no multiplying the limits by hand)
+    p = plan([G("small", 100)], [S(max_pilots=2, max_queued=2, max_submit_per_cycle=2)], [], NOW)
+    sp = p.site("hpc")
+    assert sp.submit == 32 and sp.sizes == ((1, 2000, 10000, 0, 32),)
+    assert p.group("small").held_back == 68
+    # pilots already there count their cores, once: 20 queued cores leave 12 of max_queued's 32
+    queued = [PilotView(f"q{i}", "hpc", "queued", NOW - 10, cpus=4) for i in range(5)]
+    q = plan([G("small", 100)], [S(max_pilots=10, max_queued=2, max_submit_per_cycle=10)], queued, NOW).site("hpc")
+    assert q.submit == 12 and q.bound_by == "max_queued"
+
+
+def test_the_ceiling_of_a_fit_site_cancels_by_cores() -> None:
+    # ceiling 1 slot = 16 cores; 5 idle 4-core pilots hold 20: one is cancelled, not four
+    idle = [PilotView(f"r{i}", "hpc", "running", NOW - 3600, False, cpus=4) for i in range(5)]
+    sp = plan([], [S(ceiling=1, idle_timeout_s=1e9)], idle, NOW).site("hpc")
+    assert [c.pilot_id for c in sp.cancel] == ["r0"]
+    assert "ceiling of 1 slot(s) of 16 core(s)" in sp.cancel[0].reason
+
+
+def test_idle_timeout_runs_from_the_last_jobs_end_not_from_joined() -> None:
+    # joined an hour ago, its last job ended 30 s ago: not idle past a 60 s timeout
+    recent = PilotView("p1", "hpc", "joined", NOW - 3600, False, cpus=1, idle_since=NOW - 30)
+    never = PilotView("p2", "hpc", "joined", NOW - 3600, False, cpus=1)  # no job seen since it joined
+    old = PilotView("p3", "hpc", "joined", NOW - 3600, False, cpus=1, idle_since=NOW - 90)
+    sp = plan([], [S(idle_timeout_s=60)], [recent, never, old], NOW).site("hpc")
+    assert sorted(c.pilot_id for c in sp.cancel) == ["p2", "p3"]
+    assert any(c.reason == "idle for 90 s >= idle_timeout" for c in sp.cancel)

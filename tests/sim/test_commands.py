@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from campus_factory.cli.main import cli
 from campus_factory.sim.bench_provisioning import MARK_END, MARK_START, replace_section
-from campus_factory.sim.scenario import DEMO_CAMPUS_TOML, fit_variant, load_scenario
+from campus_factory.sim.scenario import DEMO_CAMPUS_TOML, load_scenario, whole_slot_variant
 
 ROOT = Path(__file__).parents[2]
 DATA = Path(__file__).parent / "data"
@@ -64,7 +64,7 @@ def test_bench_provisioning_json_shape() -> None:
     )
     assert res.exit_code == 0, res.stderr
     data = json.loads(res.stdout)
-    assert set(data["policies"]) == {"original", "cobald", "ours", "ours-fit"}
+    assert set(data["policies"]) == {"original", "cobald", "ours", "ours-whole"}
     for figures in data["policies"].values():
         for key in ("waste_pct", "wait_p50_s", "wait_p95_s", "cost"):
             assert isinstance(figures[key], int | float)
@@ -90,11 +90,10 @@ def test_example_demo_files_are_the_built_in_demo() -> None:
     assert (ROOT / "examples/demo/burst.csv").read_text().startswith("submit,runtime,cpus,memory_mb")
 
 
-def test_the_fit_what_if_is_the_demo_campus_with_fit_pilots_and_the_same_cores() -> None:
-    built = fit_variant(tomllib.loads(DEMO_CAMPUS_TOML))
-    assert tomllib.loads((ROOT / "examples/demo/whatif-fit.toml").read_text()) == built
+def test_the_whole_slot_what_if_is_the_demo_campus_with_fixed_pilots() -> None:
+    built = whole_slot_variant(tomllib.loads(DEMO_CAMPUS_TOML))
+    assert tomllib.loads((ROOT / "examples/demo/whatif-whole-slot.toml").read_text()) == built
     for before, after in zip(tomllib.loads(DEMO_CAMPUS_TOML)["sites"], built["sites"], strict=True):
-        cpus = before["slot"]["cpus"]
-        assert after["slot"]["sizing"] == "fit" and "sizing" not in before["slot"]
-        assert after["limits"]["max_pilots"] == before["limits"]["max_pilots"] * cpus
-    assert built["simulation"]["sites"]["hpc"]["capacity"] == 40 * 16
+        assert after["slot"]["sizing"] == "fixed" and "sizing" not in before["slot"]
+        assert after["limits"] == before["limits"]
+    assert load_scenario(ROOT / "examples/demo/whatif-whole-slot.toml").config.site("hpc").sizing == "fixed"

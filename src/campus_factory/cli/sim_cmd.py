@@ -135,13 +135,13 @@ def simulate(config_path: str, workload: str, policy: str, seed: int | None, out
 @click.option("--write", type=click.Path(dir_okay=False), help="Record the figures in this Markdown file.")
 @click.option("--plot", default="docs/img/provisioning.png", show_default=True, help="Chart written with --write.")
 @click.option(
-    "--fit/--no-fit",
+    "--whole/--no-whole",
     default=True,
     show_default=True,
-    help="Also run ours with pilots sized to demand (row ours-fit; the slowest run, a few minutes for the day).",
+    help="Also run ours with whole-slot pilots at every site (row ours-whole: sizing = 'fixed').",
 )
 def bench_provisioning(
-    day_jobs: int, burst_jobs: int, hours: float, seed: int, as_json: bool, write: str | None, plot: str, fit: bool
+    day_jobs: int, burst_jobs: int, hours: float, seed: int, as_json: bool, write: str | None, plot: str, whole: bool
 ) -> None:
     """The original Campus Factory rule, a COBalD-style controller and ours, on the same workloads.
 
@@ -149,26 +149,26 @@ def bench_provisioning(
     from ..sim.bench_planner import machine_description
     from ..sim.bench_provisioning import bench_workloads, render_markdown, replace_section, run_provisioning_bench
     from ..sim.report import comparison_png
-    from ..sim.scenario import demo_fit_scenario, demo_scenario
+    from ..sim.scenario import demo_scenario, demo_whole_slot_scenario
 
     _quiet()
 
     def on_run(workload: str, policy: str, s: dict[str, Any]) -> None:
         click.echo(
-            f"{workload:6} {policy:9} waste {s['waste_pct']:5.1f} %  wait p50 {s['wait_p50_s']:6.0f} s  "
+            f"{workload:6} {policy:10} waste {s['waste_pct']:5.1f} %  wait p50 {s['wait_p50_s']:6.0f} s  "
             f"p95 {s['wait_p95_s']:6.0f} s  spend ${s['cost']:8.2f}  ({s['wall_s']:.1f} s)",
             err=True,
         )
 
     wl = bench_workloads(day_jobs, burst_jobs, hours, seed)
-    variants = {"ours-fit": ("ours", demo_fit_scenario(seed=seed))} if fit else None
+    variants = {"ours-whole": ("ours", demo_whole_slot_scenario(seed=seed))} if whole else None
     bench = run_provisioning_bench(wl, scenario=demo_scenario(seed=seed), variants=variants, on_run=on_run)
     if as_json:
         click.echo(render_json(bench.to_json()))
     else:
         for name, p in bench.policies.items():
             click.echo(
-                f"{name:9} waste {p['waste_pct']:5.1f} % of {p['delivered_core_h']:.0f} core-h  "
+                f"{name:10} waste {p['waste_pct']:5.1f} % of {p['delivered_core_h']:.0f} core-h  "
                 f"wait p50 {p['wait_p50_s']:.0f} s p95 {p['wait_p95_s']:.0f} s  spend ${p['cost']:.2f}  "
                 f"(pilot start latency p50 {p['start_latency_p50_s']:.0f} s)"
             )

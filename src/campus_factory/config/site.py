@@ -21,6 +21,7 @@ from ._grammar import (
 
 __all__ = [
     "CLOUD_PROVIDERS",
+    "FIXED_SHAPE_PROVIDERS",
     "BatchOptions",
     "BudgetOptions",
     "CloudOptions",
@@ -40,15 +41,17 @@ class SlotResources(_Section):
     memory_mb: int = Field(2048, ge=1, le=1 << 31, description="Memory per pilot, in MB.")
     disk_mb: int = Field(10240, ge=0, le=1 << 40, description="Scratch disk per pilot, in MB.")
     gpus: int = Field(0, ge=0, le=10_000, description="GPUs per pilot.")
-    sizing: Literal["fixed", "fit"] = Field(
-        "fixed",
-        description="How big new pilots are. 'fixed': every pilot has the resources above. 'fit': the "
-        "resources above are the largest pilot; each new pilot asks for one job's resources (RequestCpus, "
-        "RequestMemory, RequestDisk, RequestGPUs of the group it is started for; memory and disk in "
-        "proportion to the cores when the job requests none), so no pilot keeps free cores while its "
-        "last jobs finish. A pilot then runs only jobs that take all the cores it asked for (its START "
-        "requires RequestCpus >= them), so floor pilots, which have the resources above, only run jobs "
-        "that large. Limits still count pilots.",
+    sizing: Literal["auto", "fixed", "fit"] = Field(
+        "auto",
+        description="How big new pilots are. 'fit': the resources above are the largest pilot; each new "
+        "pilot asks for one job's resources (RequestCpus, RequestMemory, RequestDisk, RequestGPUs of the "
+        "group it is started for; memory and disk in proportion to the cores when the job requests none), "
+        "so no pilot keeps free cores while its last jobs finish; it then runs only jobs that take all the "
+        "cores it asked for (its START requires RequestCpus >= them), and the pilot limits count cores in "
+        "whole slots (max_pilots = 10 with cpus = 16: 160 cores in pilots of any size). 'fixed': every "
+        "pilot has the resources above (sites that only take whole nodes). 'auto': 'fit' where the "
+        "provider can size a pilot (batch systems, remote HTCondor, Kubernetes, fake), 'fixed' on "
+        "ec2, openstack, libcloud and local sites.",
     )
     attributes: dict[str, str | int | float | bool] = Field(
         default_factory=dict,
@@ -97,15 +100,19 @@ class SlotResources(_Section):
 class SiteLimits(_Section):
     """Limits the planner never exceeds at a site."""
 
-    max_pilots: int = Field(10, ge=0, description="Pilots alive at once (requested, queued or running).")
+    max_pilots: int = Field(
+        10,
+        ge=0,
+        description="Pilots alive at once (requested, queued or running). At a site with fit pilots, this "
+        "and max_queued, max_submit_per_cycle and ceiling count cores in whole slots (times slot.cpus).",
+    )
     max_queued: int = Field(5, ge=0, description="Pilots waiting in the site's queue at once.")
     max_submit_per_cycle: int = Field(5, ge=0, description="Pilots submitted in one cycle.")
     max_cores: int | None = Field(
         None,
         ge=1,
         description="Cores of this site's pilots alive at once (requested, queued or running), whatever "
-        "their sizes; unset: only the pilot limits apply. With sizing = 'fit' it keeps the site's cores "
-        "while max_pilots counts many small pilots.",
+        "their sizes; unset: only the pilot limits apply.",
     )
     floor: int = Field(0, ge=0, description="Keep at least this many pilots here, even with no demand.")
     ceiling: int | None = Field(
@@ -354,6 +361,8 @@ class RemoteHTCondorOptions(_Section):
 
 #: providers whose pilots are cloud VMs or pods: they advertise IsCloudNode = True
 CLOUD_PROVIDERS = frozenset({"ec2", "openstack", "libcloud", "kubernetes"})
+#: providers whose pilots are one shape (an instance type, a local process): sizing 'auto' is 'fixed'
+FIXED_SHAPE_PROVIDERS = frozenset({"ec2", "openstack", "libcloud", "local"})
 
 
 class SiteConfig(_Section):
@@ -414,9 +423,16 @@ class SiteConfig(_Section):
         check_names(value, WORD, "a user or accounting group name (letters, digits, _ . @ + -)")
         return value
 
+    @property
+    def sizing(self) -> Literal["fixed", "fit"]:
+        """The sizing in force: ``slot.sizing`` with 'auto' resolved by the provider."""
+        if self.slot.sizing == "auto":
+            return "fixed" if self.provider in FIXED_SHAPE_PROVIDERS else "fit"
+        return self.slot.sizing
+
     @model_validator(mode="after")
     def _cores(self) -> SiteConfig:
-        if self.limits.max_cores is not None and self.slot.sizing == "fixed" and self.limits.max_cores < self.slot.cpus:
+        if self.limits.max_cores is not None and self.sizing == "fixed" and self.limits.max_cores < self.slot.cpus:
             raise ValueError(
                 f"limits.max_cores = {self.limits.max_cores} is less than one pilot's slot.cpus = {self.slot.cpus}: "
                 "no pilot could start"

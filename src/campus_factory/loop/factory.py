@@ -40,6 +40,7 @@ from ..pool.offline import OfflineAdPublisher, publish_site_ads
 from ..providers.base import Provider, Submission
 from .adjust import apply_budget, effective_sites
 from .drains import serve_drain_requests
+from .idle import IdleTracker
 from .live import LivePilots, effective
 from .reconcile import ReadMemory, reconcile, tag_pattern
 from .usage import JobTracker
@@ -106,6 +107,8 @@ class Factory:
         self._pool_ok = False
         self._first_seen: dict[str, float] = {}  # strangers at cloud sites, by job id
         self._reads: dict[str, ReadMemory] = {}  # what earlier reads of each site said
+        #: when each pilot's last job ended, so idle timeouts run from there (not from joined)
+        self.idle = IdleTracker()
         #: parsed slot ads and match results, kept across cycles (the plan stays pure)
         self.match_cache = MatchCache()
         #: the latest real startd ad of each site's pilots refines its slot ad
@@ -166,6 +169,7 @@ class Factory:
             return
         self._slots, self._pool_ok = by_pilot(slots), True
         self._joined = {pid: s.name for pid, s in self._slots.items()}
+        self.idle.observe(self._slots, self.clock())
         self.learned.update(self._slots.values())
         if self.jobs is not None:
             try:
@@ -343,7 +347,7 @@ class Factory:
             site: iter(pilot_views(records, slots, retire_margin_s=margins.get(site, 0.0)))
             for site, records in by_site.items()
         }
-        return [next(views[p.site]) for p in live]  # in the order of ``live``
+        return self.idle.apply(next(views[p.site]) for p in live)  # in the order of ``live``
 
     async def run_once(self, *, dry_run: bool = False, demand: Sequence[JobGroup] | None = None) -> CycleReport:
         started = time.monotonic()

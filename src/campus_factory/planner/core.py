@@ -98,36 +98,55 @@ class _Site:
         self.key = site_order(self.spec, self.index)
 
 
-def _budget(site: SiteSpec, pilots: Sequence[PilotView]) -> tuple[int, str | None, dict[str, int]]:
-    alive = len(pilots)
-    queued = sum(1 for p in pilots if p.state in QUEUED_STATES)
+def _weight(site: SiteSpec, p: PilotView) -> int:
+    """What a pilot counts against the site's pilot limits: 1 at a fixed site; its cores at a fit
+    site, whose limits count cores in whole slots (``max_pilots = 10`` with 16-core slots: 160 cores
+    in pilots of any size)."""
+    return _own(site, p)[0] if site.sizing == "fit" else 1
+
+
+def _budget(site: SiteSpec, pilots: Sequence[PilotView]) -> tuple[int, int | None, str | None, dict[str, int]]:
+    """(new pilots, new cores or None, what stops the site, room left per limit).
+
+    At a fixed site every room is in pilots (``max_cores`` in whole slots) and there is no core
+    budget. At a fit site the pilot limits are rooms in cores (each limit times the slot's cores),
+    ``max_cores`` is in cores, and the pilot count is bounded only while probing.
+    """
+    fit = site.sizing == "fit"
+    unit = max(site.cpus, 1) if fit else 1
+    alive = sum(_weight(site, p) for p in pilots)
+    queued = sum(_weight(site, p) for p in pilots if p.state in QUEUED_STATES)
     rooms = {
-        "max_pilots": site.max_pilots - alive,
-        "max_queued": site.max_queued - queued,
-        "max_submit_per_cycle": site.max_submit_per_cycle,
+        "max_pilots": site.max_pilots * unit - alive,
+        "max_queued": site.max_queued * unit - queued,
+        "max_submit_per_cycle": site.max_submit_per_cycle * unit,
     }
     if site.ceiling is not None:
-        rooms["ceiling"] = site.ceiling - alive
-    if site.max_cores is not None:  # in whole-slot pilots; fit pilots (1 core or more) are held to it in cores
+        rooms["ceiling"] = site.ceiling * unit - alive
+    if site.max_cores is not None:
         left = site.max_cores - sum(_own(site, p)[0] for p in pilots)
-        rooms["max_cores"] = left if site.sizing == "fit" else left // max(site.cpus, 1)
+        rooms["max_cores"] = left if fit else left // max(site.cpus, 1)
     health = site.health
+    pilots_room = None
     if not site.healthy:
-        return 0, "unhealthy", rooms
+        return 0, 0 if fit else None, "unhealthy", rooms
     if not site.enabled:
-        return 0, "disabled", rooms
+        return 0, 0 if fit else None, "disabled", rooms
     if health is not None and health.state == "backoff":
-        return 0, "black_hole" if health.black_hole else "backoff", rooms
+        return 0, 0 if fit else None, "black_hole" if health.black_hole else "backoff", rooms
     if health is not None and health.state == "probing":
-        rooms["probing"] = 1 - queued
-    return max(0, min(rooms.values())), None, rooms
+        pilots_room = 1 - sum(1 for p in pilots if p.state in QUEUED_STATES)
+        rooms["probing"] = pilots_room * unit  # one pilot in the queue (at a fit site: at most a slot)
+    room = max(0, min(rooms.values()))
+    if not fit:
+        return room, None, None, rooms
+    return (room if pilots_room is None else max(0, pilots_room)), room, None, rooms
 
 
-def _bins(site: SiteSpec, pilots: Sequence[PilotView], budget: int, now: float) -> SiteBins:
+def _bins(site: SiteSpec, pilots: Sequence[PilotView], budget: int, cores: int | None, now: float) -> SiteBins:
     """Capacity already there. At a ``fit`` site a pilot takes only jobs that fill all its cores
     (its glidein's START), never a smaller one; the site's slot ad has no such clause."""
     fit = site.sizing == "fit"
-    cores = None if site.max_cores is None else max(0, site.max_cores - sum(_own(site, p)[0] for p in pilots))
     bins = SiteBins(_slot(site), site.walltime_s, budget, fit=fit, core_budget=cores)
     running = sorted((p for p in pilots if p.state in ("running", "joined")), key=lambda p: (p.since, p.pilot_id))
     queued = sorted((p for p in pilots if p.state in QUEUED_STATES), key=lambda p: (p.since, p.pilot_id))
@@ -219,6 +238,11 @@ def _place(g: JobGroup, outcomes: Sequence[MatchOutcome], states: Sequence[_Site
     return decision, matched
 
 
+def _idle_since(p: PilotView) -> float:
+    """Since when a pilot has had no job: its last job's end when known, else its state change."""
+    return p.since if p.idle_since is None else max(p.since, p.idle_since)
+
+
 def _cancels(st: _Site, submit: int, now: float) -> list[Cancel]:
     spec = st.spec
     used = st.bins.used_pilots()
@@ -226,7 +250,9 @@ def _cancels(st: _Site, submit: int, now: float) -> list[Cancel]:
     floor = spec.floor if spec.enabled else 0
     keep_floor = max(0, len(active) + submit - floor)
     cap = spec.max_pilots if spec.ceiling is None else min(spec.max_pilots, spec.ceiling)
-    excess = max(0, len(active) - cap)
+    unit = max(spec.cpus, 1) if spec.sizing == "fit" else 1
+    excess = sum(_weight(spec, p) for p in active) - cap * unit  # in pilots, or cores at a fit site
+    what = f"{cap} pilot(s)" if unit == 1 else f"{cap} slot(s) of {unit} core(s)"
     cancels: list[Cancel] = []
     chosen: set[str] = set()
     queued = sorted(
@@ -235,20 +261,15 @@ def _cancels(st: _Site, submit: int, now: float) -> list[Cancel]:
     )
     idle = sorted(
         (p for p in active if p.state in ("running", "joined") and p.busy is not True),
-        key=lambda p: (p.since, p.pilot_id),
+        key=lambda p: (_idle_since(p), p.pilot_id),
     )
-    for p in queued:  # beyond the ceiling, used or not
-        if excess <= 0:
-            break
-        cancels.append(Cancel(p.pilot_id, False, f"above the ceiling of {cap} pilot(s)"))
-        chosen.add(p.pilot_id)
-        excess -= 1
-    for p in idle:
-        if excess <= 0:
-            break
-        cancels.append(Cancel(p.pilot_id, True, f"above the ceiling of {cap} pilot(s)"))
-        chosen.add(p.pilot_id)
-        excess -= 1
+    for group, graceful in ((queued, False), (idle, True)):  # beyond the ceiling, used or not
+        for p in group:
+            if excess <= 0:
+                break
+            cancels.append(Cancel(p.pilot_id, graceful, f"above the ceiling of {what}"))
+            chosen.add(p.pilot_id)
+            excess -= _weight(spec, p)
     room = keep_floor - len(cancels)
     for p in queued:
         if room <= 0:
@@ -260,9 +281,10 @@ def _cancels(st: _Site, submit: int, now: float) -> list[Cancel]:
     for p in idle:
         if room <= 0:
             break
-        if p.pilot_id in used or p.pilot_id in chosen or now - p.since < spec.idle_timeout_s:
+        idle_for = now - _idle_since(p)
+        if p.pilot_id in used or p.pilot_id in chosen or idle_for < spec.idle_timeout_s:
             continue
-        cancels.append(Cancel(p.pilot_id, True, f"idle for {now - p.since:.0f} s >= idle_timeout"))
+        cancels.append(Cancel(p.pilot_id, True, f"idle for {idle_for:.0f} s >= idle_timeout"))
         room -= 1
     return cancels
 
@@ -287,9 +309,10 @@ def _site_plan(st: _Site, now: float) -> SitePlan:
         reasons.append(f"not observed this cycle ({spec.health_note}): no action")
         return SitePlan(spec.name, 0, (), 0, supply, "unhealthy", tuple(reasons), 0, "unhealthy")
     submit = bins.new_pilots
-    budget_left = max(0, bins.budget - submit)
-    if bins.core_budget is not None:  # floor and offline-request pilots have the whole slot
-        budget_left = min(budget_left, max(0, bins.core_budget - bins.new_cores) // max(spec.cpus, 1))
+    if bins.core_budget is None:
+        budget_left = max(0, bins.budget - submit)
+    else:  # floor and offline-request pilots have the whole slot
+        budget_left = min(max(0, bins.budget - submit), max(0, bins.core_budget - bins.new_cores) // max(spec.cpus, 1))
     active = sum(1 for p in st.pilots if p.state != "retiring")
     if spec.floor and active + submit < spec.floor:
         extra = min(spec.floor - active - submit, budget_left)
@@ -361,8 +384,8 @@ def plan(
             notes.append(f"pilot {p.pilot_id} is at {p.site}, a site no longer configured")
     states = []
     for i, s in enumerate(sites):
-        budget, bound, rooms = _budget(s, by_site[s.name])
-        states.append(_Site(s, i, by_site[s.name], _bins(s, by_site[s.name], budget, now), bound, rooms))
+        budget, cores, bound, rooms = _budget(s, by_site[s.name])
+        states.append(_Site(s, i, by_site[s.name], _bins(s, by_site[s.name], budget, cores, now), bound, rooms))
     decisions: list[GroupDecision] = []
     site_keys = [(s, cache.site_key(s)) for s in sites]
     for g in groups:

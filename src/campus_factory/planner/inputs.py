@@ -87,7 +87,7 @@ def slot_policy(site: SiteConfig) -> SlotPolicy:
         allowed_owners=site.allowed_owners,
         allowed_groups=site.allowed_groups,
         preemptable=site.preemptable,
-        pinned=site.slot.pinned + (_FIT_PINNED if site.slot.sizing == "fit" else ()),
+        pinned=site.slot.pinned + (_FIT_PINNED if site.sizing == "fit" else ()),
         learn_attributes=site.slot.learn_attributes,
     )
 
@@ -157,7 +157,7 @@ def site_spec(
         job_runtime_s=site.job_runtime,
         health=health,
         offline_requests=offline_requests,
-        sizing=site.slot.sizing,
+        sizing=site.sizing,
     )
 
 

@@ -115,6 +115,8 @@ class PilotView:
     its partitionable slot (None: unknown, the whole pilot counts as free unless busy).
     ``retire_at`` is when it leaves (None: unknown, assumed long enough). ``cpus``/``memory_mb``/
     ``disk_mb``/``gpus`` size the pilot as it was requested (None: the site's slot).
+    ``idle_since``: when its last job ended, as the loop saw it (None: unknown, ``since`` counts),
+    so an idle timeout runs from the last job's end, not from the pilot's last state change.
     """
 
     pilot_id: str
@@ -132,6 +134,7 @@ class PilotView:
     memory_mb: int | None = None
     disk_mb: int | None = None
     gpus: int | None = None
+    idle_since: float | None = None
 
 
 @dataclass(frozen=True)

@@ -226,7 +226,7 @@ class SimPool:
         now = self.clock()
         retire = max(now, end_at - self.retire_margin_s)
         p = SimPilot(pilot_id, site, job_id, cpus, memory, disk, gpus, now, retire)
-        p.fill_only = self.sites[site].slot.sizing == "fit"
+        p.fill_only = self.sites[site].sizing == "fit"
         p.free_cpus, p.free_memory_mb, p.free_disk_mb, p.free_gpus = cpus, memory, disk, gpus
         self.pilots[pilot_id] = p
         self.busy_core_s.setdefault(pilot_id, 0.0)

@@ -22,7 +22,7 @@ from .engine import SimResult
 __all__ = ["chart_png", "comparison_png", "quantile", "render_text", "summarize", "waste_breakdown", "write_html"]
 
 WASTE_TARGET_PCT = 5.0
-WAIT_TARGET_FACTOR = 1.2
+WAIT_TARGET_FACTOR = 1.0
 
 
 def quantile(values: Sequence[float], q: float) -> float:

@@ -10,7 +10,7 @@ A scenario file is an ordinary campus-factory TOML config (every site with ``pro
     queue_wait = "5m"          # median time a pilot waits in the site's queue
     queue_wait_sigma = 0.6     # lognormal spread (0: always the median)
     boot = "1m"                # from the batch job starting to the startd joining
-    capacity = 40              # pilots the site runs for us at once (unset: no limit)
+    capacity = 40              # whole slots' worth of cores the site runs for us at once (unset: no limit)
     preempt_per_hour = 0.0     # preemption rate of a running pilot
     failure_rate = 0.0         # share of pilots that fail before joining
 
@@ -35,12 +35,12 @@ from .workloads import JobSpec, bursty_workload
 
 __all__ = [
     "DEMO_CAMPUS_TOML",
-    "demo_fit_scenario",
     "demo_scenario",
+    "demo_whole_slot_scenario",
     "demo_workload",
-    "fit_variant",
     "load_scenario",
     "scenario_from_dict",
+    "whole_slot_variant",
 ]
 
 
@@ -208,30 +208,20 @@ def demo_scenario(*, seed: int | None = None) -> Scenario:
     return scenario_from_dict(tomllib.loads(DEMO_CAMPUS_TOML), "demo campus", seed=seed)
 
 
-def fit_variant(data: dict[str, Any]) -> dict[str, Any]:
-    """A scenario with pilots sized to demand at every site (``slot.sizing = "fit"``) and about
-    the same cores: limits count pilots, so each site's pilot limits and simulated capacity are
-    multiplied by its slot's cores, and ``limits.max_cores`` holds it to the cores it had
-    (``examples/demo/whatif-fit.toml`` is this of the demo campus)."""
+def whole_slot_variant(data: dict[str, Any]) -> dict[str, Any]:
+    """A scenario with whole-slot pilots at every site (``slot.sizing = "fixed"``): what the
+    factory did before pilots were sized to demand by default (``examples/demo/whatif-whole-slot.toml``
+    is this of the demo campus). Limits and capacities mean the same cores either way."""
     out = copy.deepcopy(data)
-    behaviour = out.get("simulation", {}).get("sites", {})
     for site in out.get("sites", []):
-        cpus = int(site.get("slot", {}).get("cpus", 1))
-        site.setdefault("slot", {})["sizing"] = "fit"
-        limits = site.setdefault("limits", {})
-        limits["max_cores"] = int(limits.get("max_pilots", 10)) * cpus
-        for key in ("max_pilots", "max_queued", "max_submit_per_cycle"):
-            if key in limits:
-                limits[key] = int(limits[key]) * cpus
-        model = behaviour.get(site["name"])
-        if model is not None and model.get("capacity") is not None:
-            model["capacity"] = int(model["capacity"]) * cpus
+        site.setdefault("slot", {})["sizing"] = "fixed"
     return out
 
 
-def demo_fit_scenario(*, seed: int | None = None) -> Scenario:
-    """The demo campus with pilots sized to demand (:func:`fit_variant`)."""
-    return scenario_from_dict(fit_variant(tomllib.loads(DEMO_CAMPUS_TOML)), "demo campus, fit pilots", seed=seed)
+def demo_whole_slot_scenario(*, seed: int | None = None) -> Scenario:
+    """The demo campus with whole-slot pilots (:func:`whole_slot_variant`)."""
+    data = whole_slot_variant(tomllib.loads(DEMO_CAMPUS_TOML))
+    return scenario_from_dict(data, "demo campus, whole-slot pilots", seed=seed)
 
 
 def demo_workload(jobs: int = 3000, *, seed: int = 1) -> list[JobSpec]:

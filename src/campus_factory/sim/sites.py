@@ -6,6 +6,8 @@ real site does to pilots, on the simulator's clock and event queue:
 
 * each pilot waits in the queue for a time drawn from a lognormal (``queue_wait_s`` median,
   ``queue_wait_sigma`` spread), then starts when the site runs fewer than ``capacity`` of our
+  pilots, counted in cores of whole slots (``capacity = 40`` with 16-core slots: 640 cores in
+  pilots of any size, as a batch system schedules cores, not jobs)
   pilots (the rest wait, first come first served);
 * a started pilot boots for ``boot_s`` before its startd joins the pool, or fails before
   joining with probability ``failure_rate`` (the batch job ends FAILED);
@@ -70,7 +72,10 @@ class SimSite(FakeProvider):
         events: SiteEvents,
         seed: int = 1,
     ) -> None:
-        super().__init__(config.name, clock=clock, start_delay=0.0, min_job_age=300.0, capacity=model.capacity)
+        super().__init__(config.name, clock=clock, start_delay=0.0, min_job_age=300.0, capacity=None)
+        #: cores the site runs for us at once (None: no limit)
+        self.core_capacity = None if model.capacity is None else model.capacity * max(config.slot.cpus, 1)
+        self.running_cores = 0
         self.config = config
         self.model = model
         self.events = events
@@ -108,10 +113,23 @@ class SimSite(FakeProvider):
         job = self.jobs.get(job_id)
         if job is None or job.state is not JobState.PENDING:
             return
-        if self.capacity is not None and self.running >= self.capacity:
-            self._blocked.append(job_id)
+        while self._blocked and not self._pending(self._blocked[0]):
+            self._blocked.popleft()  # cancelled while waiting
+        if self._blocked or not self._room(job_id):
+            self._blocked.append(job_id)  # first come, first served
             return
         self._start(job)
+
+    def _pending(self, job_id: str) -> bool:
+        job = self.jobs.get(job_id)
+        return job is not None and job.state is JobState.PENDING
+
+    def _cores(self, job_id: str) -> int:
+        size = self.sizes.get(job_id)
+        return size[0] if size is not None else self.config.slot.cpus
+
+    def _room(self, job_id: str) -> bool:
+        return self.core_capacity is None or self.running_cores + self._cores(job_id) <= self.core_capacity
 
     def _start(self, job: FakeJob) -> None:
         now = self.clock()
@@ -119,6 +137,7 @@ class SimSite(FakeProvider):
         self.pending -= 1
         self.started_at[job.job_id] = now
         self.running += 1
+        self.running_cores += self._cores(job.job_id)
         self.peak_running = max(self.peak_running, self.running)
         m, jid = self.model, job.job_id
         if self.rng.random() < m.failure_rate:
@@ -156,11 +175,15 @@ class SimSite(FakeProvider):
         super().finish(job_id, state, exit_code)
         if was_running:
             self.running -= 1
+            self.running_cores -= self._cores(job_id)
             self.events.pilot_ended(self, job)
-            while self._blocked and (self.capacity is None or self.running < self.capacity):
-                nxt = self.jobs.get(self._blocked.popleft())
-                if nxt is not None and nxt.state is JobState.PENDING:
-                    self._start(nxt)
+            while self._blocked:
+                if not self._pending(self._blocked[0]):
+                    self._blocked.popleft()
+                elif self._room(self._blocked[0]):
+                    self._start(self.jobs[self._blocked.popleft()])
+                else:
+                    break
 
     async def observe(self, job_ids: Sequence[str], tag_prefix: str) -> Observation:
         self._prune()

@@ -1,0 +1,80 @@
+"""Idle time runs from the end of a pilot's last job (as the loop saw it), not from ``joined``."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from campus_factory.config import parse_config
+from campus_factory.demand import StaticDemand
+from campus_factory.domain import JobGroup
+from campus_factory.ledger import Ledger
+from campus_factory.loop.factory import Factory
+from campus_factory.loop.idle import IdleTracker
+from campus_factory.planner import PilotView
+from campus_factory.pool.base import slot_from_ad
+from campus_factory.pool.fake import FakePool, pilot_ad
+from campus_factory.providers.fake import FakeProvider
+
+
+class Clock:
+    def __init__(self, t: float = 1_000_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_the_tracker_notes_the_first_idle_look_after_a_busy_one() -> None:
+    idle = IdleTracker()
+    busy = slot_from_ad(pilot_ad("a", "p1", used_cpus=1), 0.0)
+    free = slot_from_ad(pilot_ad("a", "p1"), 0.0)
+    assert busy is not None and free is not None and busy.busy and not free.busy
+    idle.observe({"p1": free}, 100.0)
+    assert idle.idle_since("p1") is None  # never seen busy: its state change counts
+    idle.observe({"p1": busy}, 160.0)
+    assert idle.idle_since("p1") is None
+    idle.observe({"p1": free}, 220.0)
+    idle.observe({"p1": free}, 280.0)
+    assert idle.idle_since("p1") == 220.0  # the first look without a job, not the later ones
+    (view,) = idle.apply([PilotView("p1", "a", "joined", 10.0)])
+    assert view.idle_since == 220.0
+    idle.observe({}, 340.0)  # gone from the pool: forgotten
+    assert idle.idle_since("p1") is None
+
+
+def test_a_pilot_is_cancelled_idle_timeout_after_its_last_job_not_after_joining(tmp_path: Path) -> None:
+    clock = Clock()
+    cfg = parse_config(
+        {
+            "factory": {"name": "idle", "ledger_url": f"sqlite:///{tmp_path}/l.sqlite"},
+            "sites": [{"name": "a", "provider": "fake", "idle_timeout": 120, "slot": {"cpus": 1, "memory_mb": 2000}}],
+        }
+    )
+    demand = StaticDemand()
+    demand.groups = [JobGroup("g", 1, cpus=1, memory_mb=1000, disk_mb=0)]
+    pool = FakePool([])
+    f = Factory(cfg, Ledger.open(cfg.factory.ledger_url), demand, {"a": FakeProvider("a", clock=clock)}, clock=clock)
+    f.pool = pool
+    asyncio.run(f.run_once())
+    (p,) = f.ledger.live_pilots("idle")
+    clock.t += 30
+    pool.ads = [pilot_ad("a", p.pilot_id, cpus=1, memory_mb=2000, used_cpus=1, factory="idle")]
+    demand.groups = []
+    asyncio.run(f.run_once())  # joined, running the job
+    assert f.ledger.pilot(p.pilot_id).state.value == "joined"
+    for _ in range(5):  # busy for five minutes: long past the idle timeout since joining
+        clock.t += 60
+        asyncio.run(f.run_once())
+    pool.ads = [pilot_ad("a", p.pilot_id, cpus=1, memory_mb=2000, factory="idle")]
+    clock.t += 60
+    r = asyncio.run(f.run_once())  # its job ended: idle from now
+    assert r.plan is not None and r.plan.site("a").cancel == ()
+    clock.t += 60
+    r = asyncio.run(f.run_once())  # idle for 60 s < 120 s
+    assert r.plan is not None and r.plan.site("a").cancel == ()
+    clock.t += 60
+    r = asyncio.run(f.run_once())  # idle for 120 s: cancelled
+    assert r.plan is not None
+    (cancel,) = r.plan.site("a").cancel
+    assert cancel.pilot_id == p.pilot_id and cancel.reason == "idle for 120 s >= idle_timeout"
