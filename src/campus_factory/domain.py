@@ -40,6 +40,9 @@ class JobGroup:
 
     ``requirements`` is the job's Requirements expression as ClassAd text; ``attributes`` holds
     the other attributes a site's START expression may look at (ClassAd text per attribute).
+    ``arrivals_per_hour``: how fast jobs of the group have been submitted lately, as the loop
+    measured it between cycles (0: none lately, or unknown); the planner keeps a small warm
+    buffer of pilots for the jobs that will arrive while new pilots start.
     """
 
     group_id: str
@@ -53,6 +56,7 @@ class JobGroup:
     attributes: Mapping[str, str] = field(default_factory=dict)
     schedd: str = ""
     jobs: tuple[str, ...] = ()
+    arrivals_per_hour: float = 0.0
 
     def __hash__(self) -> int:
         return hash(self.group_id)

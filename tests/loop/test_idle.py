@@ -9,6 +9,7 @@ from campus_factory.config import parse_config
 from campus_factory.demand import StaticDemand
 from campus_factory.domain import JobGroup
 from campus_factory.ledger import Ledger
+from campus_factory.loop.arrivals import ArrivalTracker
 from campus_factory.loop.factory import Factory
 from campus_factory.loop.idle import IdleTracker
 from campus_factory.planner import PilotView
@@ -48,7 +49,14 @@ def test_a_pilot_is_cancelled_idle_timeout_after_its_last_job_not_after_joining(
     cfg = parse_config(
         {
             "factory": {"name": "idle", "ledger_url": f"sqlite:///{tmp_path}/l.sqlite"},
-            "sites": [{"name": "a", "provider": "fake", "idle_timeout": 120, "slot": {"cpus": 1, "memory_mb": 2000}}],
+            "sites": [
+                {
+                    "name": "a",
+                    "provider": "fake",
+                    "idle_timeout": 120,
+                    "slot": {"cpus": 1, "memory_mb": 2000, "sizing": "fixed"},
+                }
+            ],
         }
     )
     demand = StaticDemand()
@@ -78,3 +86,14 @@ def test_a_pilot_is_cancelled_idle_timeout_after_its_last_job_not_after_joining(
     assert r.plan is not None
     (cancel,) = r.plan.site("a").cancel
     assert cancel.pilot_id == p.pilot_id and cancel.reason == "idle for 120 s >= idle_timeout"
+
+
+def test_arrival_rates_from_new_job_ids_or_idle_growth_and_their_decay() -> None:
+    t = ArrivalTracker()
+    assert t.observe([JobGroup("g", 5)], 0.0)[0].arrivals_per_hour == 0.0  # the first look: unknown
+    (g,) = t.observe([JobGroup("g", 11)], 60.0)  # 6 more in a minute: 360/h, half of it smoothed in
+    assert g.arrivals_per_hour == 180.0
+    (h,) = t.observe([JobGroup("h", 2, jobs=("1.0", "1.1"))], 120.0)  # new group: arrived whole
+    assert h.arrivals_per_hour == 60.0 and t.rate("g") == 90.0  # g is gone: its rate decays
+    (h,) = t.observe([JobGroup("h", 2, jobs=("1.1", "1.2"))], 180.0)  # one new id, count unchanged
+    assert h.arrivals_per_hour == 60.0

@@ -201,9 +201,9 @@ def test_pilot_limits_at_a_fit_site_count_cores_in_whole_slots() -> None:
 
 
 def test_the_ceiling_of_a_fit_site_cancels_by_cores() -> None:
-    # ceiling 1 slot = 16 cores; 5 idle 4-core pilots hold 20: one is cancelled, not four
-    idle = [PilotView(f"r{i}", "hpc", "running", NOW - 3600, False, cpus=4) for i in range(5)]
-    sp = plan([], [S(ceiling=1, idle_timeout_s=1e9)], idle, NOW).site("hpc")
+    # ceiling 1 slot = 16 cores; 5 queued 4-core pilots, all needed, hold 20: one is cancelled, not four
+    queued = [PilotView(f"r{i}", "hpc", "queued", NOW - 600, cpus=4) for i in range(5)]
+    sp = plan([G("quad", 20, cpus=4, memory_mb=8000)], [S(ceiling=1)], queued, NOW).site("hpc")
     assert [c.pilot_id for c in sp.cancel] == ["r0"]
     assert "ceiling of 1 slot(s) of 16 core(s)" in sp.cancel[0].reason
 
@@ -213,6 +213,14 @@ def test_idle_timeout_runs_from_the_last_jobs_end_not_from_joined() -> None:
     recent = PilotView("p1", "hpc", "joined", NOW - 3600, False, cpus=1, idle_since=NOW - 30)
     never = PilotView("p2", "hpc", "joined", NOW - 3600, False, cpus=1)  # no job seen since it joined
     old = PilotView("p3", "hpc", "joined", NOW - 3600, False, cpus=1, idle_since=NOW - 90)
-    sp = plan([], [S(idle_timeout_s=60)], [recent, never, old], NOW).site("hpc")
+    sp = plan([], [S(sizing="fixed", idle_timeout_s=60)], [recent, never, old], NOW).site("hpc")
     assert sorted(c.pilot_id for c in sp.cancel) == ["p2", "p3"]
     assert any(c.reason == "idle for 90 s >= idle_timeout" for c in sp.cancel)
+
+
+def test_a_fit_pilot_no_job_needs_leaves_at_once_but_one_a_job_needs_stays() -> None:
+    done = PilotView("p1", "hpc", "joined", NOW - 3600, False, cpus=1, idle_since=NOW - 30)
+    needed = PilotView("p2", "hpc", "joined", NOW - 3600, False, cpus=4, idle_since=NOW - 30)
+    sp = plan([G("quad", 1, cpus=4, memory_mb=8000)], [S(idle_timeout_s=600)], [done, needed], NOW).site("hpc")
+    (cancel,) = sp.cancel
+    assert cancel.pilot_id == "p1" and "no idle job needs it" in cancel.reason and cancel.graceful

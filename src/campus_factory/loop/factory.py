@@ -39,6 +39,7 @@ from ..pool.base import LearnedAds, PilotSlot, PoolView, by_pilot
 from ..pool.offline import OfflineAdPublisher, publish_site_ads
 from ..providers.base import Provider, Submission
 from .adjust import apply_budget, effective_sites
+from .arrivals import ArrivalTracker
 from .drains import serve_drain_requests
 from .idle import IdleTracker
 from .live import LivePilots, effective
@@ -109,6 +110,8 @@ class Factory:
         self._reads: dict[str, ReadMemory] = {}  # what earlier reads of each site said
         #: when each pilot's last job ended, so idle timeouts run from there (not from joined)
         self.idle = IdleTracker()
+        #: how fast each job group's jobs arrive, for the planner's warm buffer
+        self.arrivals = ArrivalTracker()
         #: parsed slot ads and match results, kept across cycles (the plan stays pure)
         self.match_cache = MatchCache()
         #: the latest real startd ad of each site's pilots refines its slot ad
@@ -383,6 +386,8 @@ class Factory:
         if not demand_ok:
             unhealthy = {s.name: "demand unreadable" for s in sites}
         now = self.clock()
+        if not dry_run:
+            groups = self.arrivals.observe(groups, now)
         specs = await self._site_specs(sites, now, unhealthy, dry_run, report)
         live = self.live.all()
         report.plan = self.make_plan(groups, specs, self._views(live), now)

@@ -6,168 +6,40 @@ deterministic match results), so the same input always gives the same plan.
 1. **Match** every job group against every site, both ways (:mod:`.match`). A group that
    matches no site is reported and never provisioned for.
 2. **Budget** per site: new pilots allowed this cycle = the tightest of ``max_pilots``,
-   ``max_queued``, ``max_submit_per_cycle`` and the ceiling, zero when the site is disabled,
-   unobserved or backing off, one pilot in the queue at a time while probing.
-3. **Place** groups, largest jobs first (first-fit decreasing), each over its matched sites
-   in preference order — rank (higher first), cost per core-hour, recent start latency (whole
-   minutes), config order — into the capacity already there, then into new pilots within the budget, spilling
-   to the next site when one cannot take all (:mod:`.packing`).
+   ``max_queued``, ``max_submit_per_cycle`` and the ceiling (in cores of whole slots at a site
+   sizing pilots to demand), zero when the site is disabled, unobserved or backing off, one pilot
+   in the queue at a time while probing.
+3. **Place** groups, those matching fewest sites first (cloud-only jobs on cloud capacity), then
+   largest jobs first (first-fit decreasing): into the capacity already there over the matched
+   sites in preference order — rank (higher first), cost per core-hour, recent start latency
+   (whole minutes), config order — then into new pilots within the budget, at the sites whose
+   new pilots are expected to start soonest first (:mod:`.warm`), spilling to the next site when
+   one cannot take all (:mod:`.packing`). Then the **warm buffer**: for groups whose jobs have
+   been arriving, pilots for the jobs expected while new pilots start (:mod:`.warm`).
 4. **Floor, offline signal**: a site below its floor gets pilots up to it; a site whose offline
    ad the negotiator matched recently, and that none of the visible groups matches, gets
    enough pilots for the matched requests (jobs the factory cannot see).
 5. **Cancel** what nothing needs: unused queued pilots (newest first), unused running pilots
-   idle past the site's idle timeout (gracefully, oldest first), never below the floor; and
-   pilots beyond the ceiling.
+   idle past the site's idle timeout counted from their last job's end (at once for a pilot
+   sized to demand: :data:`.warm.IDLE_GRACE_S`), gracefully, oldest first, never below the
+   floor; and pilots beyond the ceiling.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import replace
 
 from ..domain import JobGroup
+from .cancel import cancels
 from .match import MatchCache, MatchOutcome, group_key, job_runtime_s
-from .packing import Shape, SiteBins, per_bin
-from .types import QUEUED_STATES, Cancel, GroupDecision, PilotSize, PilotView, Placement, Plan, SitePlan, SiteSpec
+from .packing import Shape
+from .state import SiteState, fits, job_shape, jobs_per_pilot, site_bins, site_budget, site_order
+from .types import GroupDecision, PilotSize, PilotView, Placement, Plan, SitePlan, SiteSpec
+from .warm import buffer_jobs, expected_start_s, latency_note, start_bucket
 
 __all__ = ["fits", "jobs_per_pilot", "plan", "site_order"]
-
-_INF = float("inf")
-
-
-def _slot(site: SiteSpec) -> Shape:
-    return (site.cpus, site.memory_mb, site.disk_mb if site.disk_mb > 0 else -1, site.gpus)
-
-
-def _own(site: SiteSpec, p: PilotView) -> Shape:
-    """A pilot's resources: as requested at a site sizing pilots to demand, else the site's slot
-    (which learned pilot ads may have refined)."""
-    full = _slot(site)
-    if site.sizing != "fit":
-        return full
-    disk = full[2] if full[2] < 0 or p.disk_mb is None else p.disk_mb
-    return (
-        full[0] if p.cpus is None else p.cpus,
-        full[1] if p.memory_mb is None else p.memory_mb,
-        disk,
-        full[3] if p.gpus is None else p.gpus,
-    )
-
-
-def _shape(g: JobGroup) -> Shape:
-    return (max(g.cpus, 1), max(g.memory_mb, 0), max(g.disk_mb, 0), max(g.gpus, 0))
-
-
-def jobs_per_pilot(group: JobGroup, site: SiteSpec) -> int:
-    """How many of the group's jobs one empty pilot of the site holds (0 when none fits)."""
-    return per_bin(_slot(site), _shape(group))
-
-
-def fits(group: JobGroup, site: SiteSpec) -> str | None:
-    """None when one job fits the site's slot (resources only), else what is missing."""
-    from .match import resource_misfit
-
-    return resource_misfit(group, site) or None
-
-
-def site_order(site: SiteSpec, index: int) -> tuple[float, float, float, int]:
-    """Preference key (smaller first): rank, cost per core-hour, start latency, config order.
-
-    Latency counts in whole minutes (sites a few seconds apart keep their config order); a site
-    with no recent start counts as fast, so it gets tried.
-    """
-    latency = site.health.start_latency_s if site.health and site.health.start_latency_s else 0.0
-    return (-site.rank, site.cost_per_core_hour, float(int(latency // 60)), index)
-
-
-@dataclass
-class _Site:
-    spec: SiteSpec
-    index: int
-    pilots: list[PilotView]
-    bins: SiteBins
-    bound: str | None
-    rooms: dict[str, int]
-    reasons: list[str] = field(default_factory=list)
-    matched_groups: int = 0
-    exhausted: bool = False
-    key: tuple[float, float, float, int] = (0.0, 0.0, 0.0, 0)
-
-    def __post_init__(self) -> None:
-        self.key = site_order(self.spec, self.index)
-
-
-def _weight(site: SiteSpec, p: PilotView) -> int:
-    """What a pilot counts against the site's pilot limits: 1 at a fixed site; its cores at a fit
-    site, whose limits count cores in whole slots (``max_pilots = 10`` with 16-core slots: 160 cores
-    in pilots of any size)."""
-    return _own(site, p)[0] if site.sizing == "fit" else 1
-
-
-def _budget(site: SiteSpec, pilots: Sequence[PilotView]) -> tuple[int, int | None, str | None, dict[str, int]]:
-    """(new pilots, new cores or None, what stops the site, room left per limit).
-
-    At a fixed site every room is in pilots (``max_cores`` in whole slots) and there is no core
-    budget. At a fit site the pilot limits are rooms in cores (each limit times the slot's cores),
-    ``max_cores`` is in cores, and the pilot count is bounded only while probing.
-    """
-    fit = site.sizing == "fit"
-    unit = max(site.cpus, 1) if fit else 1
-    alive = sum(_weight(site, p) for p in pilots)
-    queued = sum(_weight(site, p) for p in pilots if p.state in QUEUED_STATES)
-    rooms = {
-        "max_pilots": site.max_pilots * unit - alive,
-        "max_queued": site.max_queued * unit - queued,
-        "max_submit_per_cycle": site.max_submit_per_cycle * unit,
-    }
-    if site.ceiling is not None:
-        rooms["ceiling"] = site.ceiling * unit - alive
-    if site.max_cores is not None:
-        left = site.max_cores - sum(_own(site, p)[0] for p in pilots)
-        rooms["max_cores"] = left if fit else left // max(site.cpus, 1)
-    health = site.health
-    pilots_room = None
-    if not site.healthy:
-        return 0, 0 if fit else None, "unhealthy", rooms
-    if not site.enabled:
-        return 0, 0 if fit else None, "disabled", rooms
-    if health is not None and health.state == "backoff":
-        return 0, 0 if fit else None, "black_hole" if health.black_hole else "backoff", rooms
-    if health is not None and health.state == "probing":
-        pilots_room = 1 - sum(1 for p in pilots if p.state in QUEUED_STATES)
-        rooms["probing"] = pilots_room * unit  # one pilot in the queue (at a fit site: at most a slot)
-    room = max(0, min(rooms.values()))
-    if not fit:
-        return room, None, None, rooms
-    return (room if pilots_room is None else max(0, pilots_room)), room, None, rooms
-
-
-def _bins(site: SiteSpec, pilots: Sequence[PilotView], budget: int, cores: int | None, now: float) -> SiteBins:
-    """Capacity already there. At a ``fit`` site a pilot takes only jobs that fill all its cores
-    (its glidein's START), never a smaller one; the site's slot ad has no such clause."""
-    fit = site.sizing == "fit"
-    bins = SiteBins(_slot(site), site.walltime_s, budget, fit=fit, core_budget=cores)
-    running = sorted((p for p in pilots if p.state in ("running", "joined")), key=lambda p: (p.since, p.pilot_id))
-    queued = sorted((p for p in pilots if p.state in QUEUED_STATES), key=lambda p: (p.since, p.pilot_id))
-    for p in running:
-        full = _own(site, p)
-        if p.busy is True and p.free_cpus is None:
-            free: Shape = (0, 0, 0, 0)
-        else:
-            free = (
-                full[0] if p.free_cpus is None else p.free_cpus,
-                full[1] if p.free_memory_mb is None else p.free_memory_mb,
-                full[2] if p.free_disk_mb is None or full[2] < 0 else p.free_disk_mb,
-                full[3] if p.free_gpus is None else p.free_gpus,
-            )
-        life = _INF if p.retire_at is None else p.retire_at - now
-        bins.add_existing(p.pilot_id, free, life, full[0] if fit else 0)
-    if site.enabled:  # a disabled site's queued pilots are not capacity: they are cancelled
-        for p in queued:
-            own = _own(site, p)
-            bins.add_existing(p.pilot_id, own, site.walltime_s, own[0] if fit else 0)
-    return bins
 
 
 def _size_key(g: JobGroup) -> tuple[int, int, int, int, str]:
@@ -186,7 +58,9 @@ def _runtime(declared: float | None, site: SiteSpec) -> float:
     return min(runtime, max(0.0, site.walltime_s - site.retire_margin_s) / 2)
 
 
-def _place(g: JobGroup, outcomes: Sequence[MatchOutcome], states: Sequence[_Site]) -> tuple[GroupDecision, list[_Site]]:
+def _place(
+    g: JobGroup, outcomes: Sequence[MatchOutcome], states: Sequence[SiteState]
+) -> tuple[GroupDecision, list[SiteState]]:
     matched = [st for st, o in zip(states, outcomes, strict=True) if o.ok]
     names = tuple(st.spec.name for st in matched)
     if not matched:
@@ -203,22 +77,10 @@ def _place(g: JobGroup, outcomes: Sequence[MatchOutcome], states: Sequence[_Site
             reason += f" ({bad_ad[:300]})"
         return GroupDecision(g.group_id, g.count, None, 0, 0, reason, names), []
     usable = sorted((st for st in matched if st.spec.healthy), key=lambda st: st.key)
-    shape = _shape(g)
+    shape = job_shape(g)
     declared = job_runtime_s(g)
-    left = g.count
-    placements: list[Placement] = []
-    bound: list[str] = []
-    for st in usable:
-        if left == 0:
-            break
-        placed, existing, opened = st.bins.take(shape, _runtime(declared, st.spec), left)
-        if placed:
-            placements.append(Placement(st.spec.name, placed, existing, opened))
-            left -= placed
-        if left > 0:
-            st.exhausted = True
-            limit = st.bound or min(st.rooms, key=lambda k: st.rooms[k])
-            bound.append(f"{st.spec.name}: {limit}")
+    left, got, bound = _spread(usable, shape, declared, g.count)
+    placements = [Placement(name, *got[name]) for name in got]
     if left:
         bound.extend(f"{st.spec.name}: unhealthy" for st in matched if not st.spec.healthy)
     pilots = sum(p.new_pilots for p in placements)
@@ -238,55 +100,59 @@ def _place(g: JobGroup, outcomes: Sequence[MatchOutcome], states: Sequence[_Site
     return decision, matched
 
 
-def _idle_since(p: PilotView) -> float:
-    """Since when a pilot has had no job: its last job's end when known, else its state change."""
-    return p.since if p.idle_since is None else max(p.since, p.idle_since)
+def _by_start(usable: Sequence[SiteState]) -> list[SiteState]:
+    """Sites for new pilots: within the tolerance of the fastest expected start in preference order,
+    then the slower ones, fastest first (planner.warm)."""
+    fastest = min((st.expected for st in usable), default=0.0)
+    return sorted(usable, key=lambda st: (start_bucket(st.expected, fastest), st.key))
 
 
-def _cancels(st: _Site, submit: int, now: float) -> list[Cancel]:
-    spec = st.spec
-    used = st.bins.used_pilots()
-    active = [p for p in st.pilots if p.state != "retiring"]
-    floor = spec.floor if spec.enabled else 0
-    keep_floor = max(0, len(active) + submit - floor)
-    cap = spec.max_pilots if spec.ceiling is None else min(spec.max_pilots, spec.ceiling)
-    unit = max(spec.cpus, 1) if spec.sizing == "fit" else 1
-    excess = sum(_weight(spec, p) for p in active) - cap * unit  # in pilots, or cores at a fit site
-    what = f"{cap} pilot(s)" if unit == 1 else f"{cap} slot(s) of {unit} core(s)"
-    cancels: list[Cancel] = []
-    chosen: set[str] = set()
-    queued = sorted(
-        (p for p in active if p.state in QUEUED_STATES and p.has_job_id and p.busy is not True),
-        key=lambda p: (-p.since, p.pilot_id),
-    )
-    idle = sorted(
-        (p for p in active if p.state in ("running", "joined") and p.busy is not True),
-        key=lambda p: (_idle_since(p), p.pilot_id),
-    )
-    for group, graceful in ((queued, False), (idle, True)):  # beyond the ceiling, used or not
-        for p in group:
-            if excess <= 0:
+def _spread(
+    usable: Sequence[SiteState], shape: Shape, declared: float | None, want: int, *, buffer: bool = False
+) -> tuple[int, dict[str, list[int]], list[str]]:
+    """Place ``want`` jobs: capacity already there in preference order, then new pilots by
+    expected start. Returns (left, site -> [jobs, into existing, new pilots], limits that bound)."""
+    left = want
+    got: dict[str, list[int]] = {}
+    bound: list[str] = []
+    for new, order in ((False, usable), (True, _by_start(usable))):
+        for st in order:
+            if left == 0:
                 break
-            cancels.append(Cancel(p.pilot_id, graceful, f"above the ceiling of {what}"))
-            chosen.add(p.pilot_id)
-            excess -= _weight(spec, p)
-    room = keep_floor - len(cancels)
-    for p in queued:
-        if room <= 0:
-            break
-        if p.pilot_id in used or p.pilot_id in chosen:
-            continue
-        cancels.append(Cancel(p.pilot_id, False, "queued pilot no longer needed"))
-        room -= 1
-    for p in idle:
-        if room <= 0:
-            break
-        idle_for = now - _idle_since(p)
-        if p.pilot_id in used or p.pilot_id in chosen or idle_for < spec.idle_timeout_s:
-            continue
-        cancels.append(Cancel(p.pilot_id, True, f"idle for {idle_for:.0f} s >= idle_timeout"))
-        room -= 1
-    return cancels
+            placed, existing, opened = st.bins.take(shape, _runtime(declared, st.spec), left, existing=not new, new=new)
+            if placed:
+                row = got.setdefault(st.spec.name, [0, 0, 0])
+                row[0] += placed
+                row[1] += existing
+                row[2] += opened
+                left -= placed
+                if buffer:
+                    st.buffered += placed
+            if new and left > 0 and not buffer:
+                st.exhausted = True
+                bound.append(f"{st.spec.name}: {st.bound or min(st.rooms, key=lambda k: st.rooms[k])}")
+    return left, got, bound
+
+
+def _buffer(g: JobGroup, d: GroupDecision, states: Sequence[SiteState]) -> GroupDecision:
+    """The warm buffer of a group with recent arrivals, after every idle job is placed."""
+    usable = sorted((st for st in states if st.spec.name in d.matched and st.spec.healthy), key=lambda st: st.key)
+    if not usable or d.held_back:
+        return d
+    first = _by_start(usable)[0]
+    want = buffer_jobs(g, first.expected)
+    if want <= 0:
+        return d
+    left, got, _ = _spread(usable, job_shape(g), job_runtime_s(g), want, buffer=True)
+    placed = want - left
+    if placed <= 0:
+        return d
+    where = ", ".join(f"{n} at {s} ({e} into existing, {p} new pilot(s))" for s, (n, e, p) in got.items())
+    reason = (
+        f"{d.reason}; warm buffer for {placed} arriving job(s) ({g.arrivals_per_hour:.0f}/h x "
+        f"{first.expected:.0f} s start at {first.spec.name}): {where}"
+    )
+    return replace(d, reason=reason, pilots=d.pilots + sum(p for *_, p in got.values()), buffer=placed)
 
 
 def _sizes(spec: SiteSpec, opened: dict[Shape, int], submit: int) -> tuple[PilotSize, ...]:
@@ -300,7 +166,7 @@ def _sizes(spec: SiteSpec, opened: dict[Shape, int], submit: int) -> tuple[Pilot
     return tuple(out)
 
 
-def _site_plan(st: _Site, now: float) -> SitePlan:
+def _site_plan(st: SiteState, now: float) -> SitePlan:
     spec, bins = st.spec, st.bins
     health = spec.health.state if spec.health else "ok"
     reasons = list(spec.health.reasons) if spec.health else []
@@ -332,6 +198,9 @@ def _site_plan(st: _Site, now: float) -> SitePlan:
     if sizes:
         shown = ", ".join(f"{n} x {c} core(s)/{m} MB" + (f"/{g} GPU(s)" if g else "") for c, m, _, g, n in sizes)
         reasons.append(f"pilots sized to their jobs: {shown}")
+    reasons.append(latency_note(spec, st.expected))
+    if st.buffered:
+        reasons.append(f"warm buffer: {st.buffered} job(s) expected to arrive while new pilots start")
     used = len(bins.used_pilots())
     needed = used + bins.new_pilots
     reasons.append(
@@ -346,13 +215,13 @@ def _site_plan(st: _Site, now: float) -> SitePlan:
         reasons.append(f"limited to {submit} new pilot(s) by {bound} (room left before this cycle: {rooms})")
     elif submit:
         reasons.append(f"submits {submit}")
-    cancels = _cancels(st, submit, now)
-    if cancels:
-        reasons.append(f"cancels {len(cancels)}")
+    cancel = cancels(st, submit, now)
+    if cancel:
+        reasons.append(f"cancels {len(cancel)}")
     return SitePlan(
         spec.name,
         submit,
-        tuple(cancels),
+        tuple(cancel),
         needed,
         supply,
         bound if st.exhausted else None,
@@ -384,18 +253,26 @@ def plan(
             notes.append(f"pilot {p.pilot_id} is at {p.site}, a site no longer configured")
     states = []
     for i, s in enumerate(sites):
-        budget, cores, bound, rooms = _budget(s, by_site[s.name])
-        states.append(_Site(s, i, by_site[s.name], _bins(s, by_site[s.name], budget, cores, now), bound, rooms))
+        budget, cores, bound, rooms = site_budget(s, by_site[s.name])
+        st = SiteState(s, i, by_site[s.name], site_bins(s, by_site[s.name], budget, cores, now), bound, rooms)
+        st.expected = expected_start_s(s, by_site[s.name], now)
+        states.append(st)
     decisions: list[GroupDecision] = []
     site_keys = [(s, cache.site_key(s)) for s in sites]
-    for g in groups:
-        key = group_key(g)
-        outcomes = [cache.match(g, s, key, sk) for s, sk in site_keys]
+    matched_by = [(g, [cache.match(g, s, group_key(g), sk) for s, sk in site_keys]) for g in groups]
+    # groups with fewer places to go first (cloud-only jobs on cloud capacity before jobs that could
+    # run anywhere), then largest jobs first (first-fit decreasing)
+    matched_by.sort(key=lambda t: (sum(1 for o in t[1] if o.ok) or len(sites) + 1, _size_key(t[0])))
+    for g, outcomes in matched_by:
         decision, matched = _place(g, outcomes, states)
         for st in matched:
             st.matched_groups += 1
         decisions.append(decision)
     cache.end()
+    by_id = {g.group_id: g for g in groups}
+    decisions = [
+        _buffer(by_id[d.group_id], d, states) if by_id[d.group_id].arrivals_per_hour > 0 else d for d in decisions
+    ]
     site_plans = tuple(_site_plan(st, now) for st in states)
     unmatched = sum(1 for d in decisions if not d.matched)
     if unmatched:

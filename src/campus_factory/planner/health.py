@@ -137,6 +137,10 @@ def site_health(history: Iterable[PilotOutcome], now: float, settings: HealthSet
         : settings.latency_samples
     ]
     latency = statistics.median(p.started_at - p.created_at for p in latencies if p.started_at) if latencies else None
+    joins = sorted((p for p in recent if p.joined_at is not None), key=lambda p: (-p.created_at, p.pilot_id))[
+        : settings.latency_samples
+    ]
+    join = statistics.median(max(0.0, (p.joined_at or 0.0) - p.created_at) for p in joins) if joins else None
     reasons: list[str] = []
     if black_hole:
         reasons.append(
@@ -146,7 +150,7 @@ def site_health(history: Iterable[PilotOutcome], now: float, settings: HealthSet
     if failures < max(settings.backoff_after, 1) or last_failure is None:
         if failures:
             reasons.append(f"{failures} recent failure(s): {_kinds(kinds)}")
-        return SiteHealth("ok", failures, None, black_hole, latency, tuple(reasons))
+        return SiteHealth("ok", failures, None, black_hole, latency, tuple(reasons), join, len(joins))
     delay = min(settings.backoff_base_s * 2 ** (failures - max(settings.backoff_after, 1)), settings.backoff_max_s)
     until = last_failure + delay
     state = "backoff" if now < until else "probing"
@@ -154,7 +158,7 @@ def site_health(history: Iterable[PilotOutcome], now: float, settings: HealthSet
         f"{failures} consecutive failure(s) ({_kinds(kinds)}): backoff {delay:.0f} s until {until:.0f}"
         + ("" if state == "backoff" else ", expired: one probe pilot at a time")
     )
-    return SiteHealth(state, failures, until, black_hole, latency, tuple(reasons))
+    return SiteHealth(state, failures, until, black_hole, latency, tuple(reasons), join, len(joins))
 
 
 def _kinds(kinds: dict[str, int]) -> str:

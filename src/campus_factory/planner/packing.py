@@ -99,11 +99,16 @@ class SiteBins:
         if b.free[0] > 0:
             parts.append(b)
 
-    def take(self, job: Shape, runtime: float, want: int) -> tuple[int, int, int]:
-        """Place up to ``want`` jobs; returns (placed, into existing pilots, new pilots opened)."""
+    def take(
+        self, job: Shape, runtime: float, want: int, *, existing: bool = True, new: bool = True
+    ) -> tuple[int, int, int]:
+        """Place up to ``want`` jobs; returns (placed, into existing pilots, new pilots opened).
+
+        ``existing``/``new``: whether bins already open (pilots there, or opened by earlier groups)
+        and new pilots may take them."""
         left = want
         into_existing = 0
-        i = 0
+        i = 0 if existing else len(self.bins)
         bins = self.bins
         while left > 0 and i < len(bins):
             b = bins[i]
@@ -133,7 +138,7 @@ class SiteBins:
         pilot = self.slot
         if self.fit and k > 0:
             pilot, k = fitted(self.slot, job), 1
-        if left > 0 and k > 0 and self.budget > self.new_pilots:
+        if new and left > 0 and k > 0 and self.budget > self.new_pilots:
             opened = min(math.ceil(left / k), self.budget - self.new_pilots)
             if self.core_budget is not None:
                 opened = max(0, min(opened, (self.core_budget - self.new_cores) // max(pilot[0], 1)))

@@ -71,6 +71,8 @@ class SiteHealth:
     black_hole: bool = False
     start_latency_s: float | None = None
     reasons: tuple[str, ...] = ()
+    join_latency_s: float | None = None  # median submission -> startd in the pool, of recent pilots
+    latency_samples: int = 0
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,7 @@ class GroupDecision:
     placements: tuple[Placement, ...] = ()
     held_back: int = 0
     bound_by: tuple[str, ...] = ()
+    buffer: int = 0  # jobs expected to arrive while new pilots start, provisioned for ahead
 
 
 #: cpus, memory MB, disk MB, GPUs of a pilot to submit, and how many of them

@@ -93,6 +93,8 @@ class SimResult:
     unrunnable_jobs: int = 0
     peak_alive: dict[str, int] = field(default_factory=dict)
     peak_queued: dict[str, int] = field(default_factory=dict)
+    peak_alive_cores: dict[str, int] = field(default_factory=dict)
+    peak_queued_cores: dict[str, int] = field(default_factory=dict)
     match_evaluations: int = 0
     negotiations: int = 0
 
@@ -151,6 +153,8 @@ class Simulation:
         self.arrived = 0
         self.peak_alive = {s: 0 for s in self.sites}
         self.peak_queued = {s: 0 for s in self.sites}
+        self.peak_alive_cores = {s: 0 for s in self.sites}
+        self.peak_queued_cores = {s: 0 for s in self.sites}
 
     # -- SiteEvents ---------------------------------------------------------------------------
     def schedule(self, at: float, fn: Callable[[], None]) -> None:
@@ -250,6 +254,9 @@ class Simulation:
                         for name, site in self.sites.items():
                             self.peak_alive[name] = max(self.peak_alive[name], site.pending + site.running)
                             self.peak_queued[name] = max(self.peak_queued[name], site.pending)
+                            cores = site.pending_cores + site.running_cores
+                            self.peak_alive_cores[name] = max(self.peak_alive_cores[name], cores)
+                            self.peak_queued_cores[name] = max(self.peak_queued_cores[name], site.pending_cores)
                         next_cycle += interval
                         if self.clock.t >= horizon or (cycles % 5 == 0 and self._finished()):
                             break
@@ -293,6 +300,8 @@ class Simulation:
             unrunnable_jobs=unrunnable,
             peak_alive=dict(self.peak_alive),
             peak_queued=dict(self.peak_queued),
+            peak_alive_cores=dict(self.peak_alive_cores),
+            peak_queued_cores=dict(self.peak_queued_cores),
             match_evaluations=self.pool.match_evaluations,
             negotiations=self.pool.negotiations,
         )

@@ -76,6 +76,7 @@ class SimSite(FakeProvider):
         #: cores the site runs for us at once (None: no limit)
         self.core_capacity = None if model.capacity is None else model.capacity * max(config.slot.cpus, 1)
         self.running_cores = 0
+        self.pending_cores = 0
         self.config = config
         self.model = model
         self.events = events
@@ -104,6 +105,7 @@ class SimSite(FakeProvider):
         now = self.clock()
         self.pending += len(out)
         asked = {r.pilot_id: (r.cpus, r.memory_mb, r.disk_mb, r.gpus) for r in submission.pilots}
+        self.pending_cores += sum(asked[sp.pilot_id][0] for sp in out)
         for sp in out:
             self.sizes[sp.job_id] = asked[sp.pilot_id]
             self.events.schedule(now + self._wait(), functools.partial(self._ready, sp.job_id))
@@ -135,6 +137,7 @@ class SimSite(FakeProvider):
         now = self.clock()
         job.state = JobState.RUNNING
         self.pending -= 1
+        self.pending_cores -= self._cores(job.job_id)
         self.started_at[job.job_id] = now
         self.running += 1
         self.running_cores += self._cores(job.job_id)
@@ -172,6 +175,7 @@ class SimSite(FakeProvider):
         was_running = job.state is JobState.RUNNING
         if job.state is JobState.PENDING:
             self.pending -= 1
+            self.pending_cores -= self._cores(job_id)
         super().finish(job_id, state, exit_code)
         if was_running:
             self.running -= 1
