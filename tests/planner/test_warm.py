@@ -82,7 +82,8 @@ def test_cloud_only_jobs_are_placed_on_cloud_capacity_before_jobs_that_run_anywh
     from campus_factory.planner.slotad import default_slot_ad
 
     ad = default_slot_ad(cloud)
-    cloud = replace(cloud, slot_ad=type(ad)((*ad.attributes, ("IsCloudNode", "true"))), rank=1)
+    attrs = tuple((k, "true" if k == "IsCloudNode" else v) for k, v in ad.attributes)
+    cloud = replace(cloud, slot_ad=type(ad)(attrs), rank=1)
     p = plan([anywhere, only], [cloud, campus], [], NOW)
     assert p.group("z-cloud").placements[0].site == "cloud" and p.group("z-cloud").held_back == 0
     # the jobs that run anywhere get the cloud's 4 cores left, then campus
