@@ -20,6 +20,12 @@ def test_demo_writes_a_report_and_a_chart(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["demo", "--jobs", "150", "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output
     assert "job wait: p50" in res.output and "spend $" in res.output
+    # the baselines beside the default, and each target explained in one line
+    assert "the same burst on the same campus, three policies:" in res.output
+    for policy in ("ours", "original", "cobald"):
+        assert f"\n{policy} " in res.output
+    assert "waste <= 5 %:" in res.output and "wait p50 <= 1 x pilot start latency" in res.output
+    assert "wait p95 <= cobald's" in res.output and " - the slowest jobs wait no longer than" in res.output
     for site in ("hpc", "campus", "cloud"):
         assert f"\n{site} " in res.output
     assert "jobs idle" in res.output  # the progress lines (stderr is mixed in by CliRunner)
@@ -33,6 +39,7 @@ def test_demo_json_report(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.stderr
     data = json.loads(res.stdout)
     assert data["jobs"] == 100 and set(data["sites"]) == {"hpc", "campus", "cloud"}
+    assert set(data["baselines"]) == {"original", "cobald"} and data["baselines"]["cobald"]["jobs"] == 100
     assert data["wasted_core_h"] == data["delivered_core_h"] - data["used_core_h"]
 
 

@@ -17,7 +17,7 @@ import click
 
 from .render import render_json
 
-__all__ = ["bench_provisioning", "demo", "simulate"]
+__all__ = ["bench_provisioning", "comparison_lines", "demo", "simulate"]
 
 
 def _quiet() -> None:
@@ -43,7 +43,9 @@ def _progress(total: int) -> Any:
     return show
 
 
-def _run(scenario: Any, workload: Any, policy: str, out: Path, as_json: bool, label: str) -> dict[str, Any]:
+def _run(
+    scenario: Any, workload: Any, policy: str, out: Path, as_json: bool, label: str, *, echo: bool = True
+) -> dict[str, Any]:
     from ..sim.engine import Simulation
     from ..sim.policies import make_policy
     from ..sim.report import chart_png, render_text, summarize, write_html
@@ -53,8 +55,11 @@ def _run(scenario: Any, workload: Any, policy: str, out: Path, as_json: bool, la
     summary = summarize(result)
     png = chart_png(result, out / f"{label}-{policy}.png", f"{label}: {len(workload)} jobs, policy {policy}")
     page = write_html(summary, png, out / f"{label}-{policy}.html")
+    summary = {**summary, "chart_png": str(png), "report_html": str(page)}
+    if not echo:
+        return summary
     if as_json:
-        click.echo(render_json({**summary, "chart_png": str(png), "report_html": str(page)}))
+        click.echo(render_json(summary))
     else:
         click.echo(render_text(summary))
         click.echo(f"\nchart: {png}\nreport: {page}")
@@ -75,11 +80,18 @@ def _run(scenario: Any, workload: Any, policy: str, out: Path, as_json: bool, la
     "--out", default=".demo", show_default=True, type=click.Path(file_okay=False), help="Where the chart goes."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (no progress).")
-def demo(jobs: int, seed: int, policy: str, out: str, as_json: bool) -> None:
+@click.option(
+    "--compare/--no-compare",
+    default=True,
+    show_default=True,
+    help="Also run the baselines (original rule, COBalD-style controller) on the same burst and show them beside it.",
+)
+def demo(jobs: int, seed: int, policy: str, out: str, as_json: bool, compare: bool) -> None:
     """A simulated campus (two clusters and one cloud) takes a burst of jobs.
 
     Shows progress per simulated hour, then job waits, pilot core-hours used and wasted, and
-    spend per site, and saves a chart (PNG, and HTML with the tables).
+    spend per site, and saves a chart (PNG, and HTML with the tables); then the same burst under
+    the baselines, side by side, with the targets each explained in one line.
     """
     from ..sim.scenario import demo_scenario, demo_workload
 
@@ -87,10 +99,74 @@ def demo(jobs: int, seed: int, policy: str, out: str, as_json: bool) -> None:
     if not as_json:
         click.echo(
             f"demo campus: hpc (Slurm, 16-core pilots), campus (PBS, preemptable), cloud ($0.03/core-h); "
-            f"{jobs} jobs in bursts; policy {policy}",
+            f"{jobs} jobs in bursts; policy {policy} with its default settings",
             err=True,
         )
-    _run(demo_scenario(seed=seed), demo_workload(jobs, seed=seed), policy, Path(out), as_json, "demo")
+    workload = demo_workload(jobs, seed=seed)
+    quiet = as_json and compare  # one JSON document, with the baselines in it
+    summary = _run(demo_scenario(seed=seed), workload, policy, Path(out), as_json, "demo", echo=not quiet)
+    if not compare:
+        return
+    rows = {policy: summary}
+    for other in ("original", "cobald"):
+        if other != policy:
+            rows[other] = _baseline(demo_scenario(seed=seed), workload, other)
+    if as_json:
+        click.echo(render_json({**summary, "baselines": {k: v for k, v in rows.items() if k != policy}}))
+        return
+    click.echo("\n" + "\n".join(comparison_lines(rows, policy)))
+
+
+def _baseline(scenario: Any, workload: Any, policy: str) -> dict[str, Any]:
+    from ..sim.engine import Simulation
+    from ..sim.policies import make_policy
+    from ..sim.report import summarize
+
+    summary = summarize(asyncio.run(Simulation(scenario, workload, make_policy(policy)).run()))
+    return {k: v for k, v in summary.items() if k not in ("sites",)}
+
+
+def comparison_lines(rows: dict[str, dict[str, Any]], policy: str) -> list[str]:
+    """The demo's side-by-side table and its targets, each explained in one line."""
+    from ..sim.report import WAIT_TARGET_FACTOR, WASTE_TARGET_PCT
+
+    lines = [
+        "the same burst on the same campus, three policies:",
+        f"{'policy':10} {'waste':>7} {'wait p50':>9} {'wait p95':>9} {'spend':>9}",
+    ]
+    for name, r in rows.items():
+        spend = "$" + format(r["cost"], ".2f")
+        lines.append(f"{name:10} {r['waste_pct']:>6.1f}% {r['wait_p50_s']:>8.0f}s {r['wait_p95_s']:>8.0f}s {spend:>9}")
+    ours = rows[policy]
+    latency = WAIT_TARGET_FACTOR * ours["start_latency_p50_s"]
+    checks = [
+        (
+            f"waste <= {WASTE_TARGET_PCT:g} %",
+            ours["waste_pct"] <= WASTE_TARGET_PCT,
+            f"{ours['waste_pct']:.1f} %",
+            "pilot core-hours no job used (booting, idle, free cores) as a share of what the sites delivered",
+        ),
+        (
+            f"wait p50 <= {WAIT_TARGET_FACTOR:g} x pilot start latency ({latency:.0f} s)",
+            ours["wait_p50_s"] <= latency,
+            f"{ours['wait_p50_s']:.0f} s",
+            "a typical job waits no longer than one pilot takes from submission to joining the pool",
+        ),
+    ]
+    if "cobald" in rows and policy != "cobald":
+        p95 = rows["cobald"]["wait_p95_s"]
+        checks.append(
+            (
+                f"wait p95 <= cobald's ({p95:.0f} s)",
+                ours["wait_p95_s"] <= p95,
+                f"{ours['wait_p95_s']:.0f} s",
+                "the slowest jobs wait no longer than under a utilisation-feedback controller",
+            )
+        )
+    lines.append(f"targets for {policy}:")
+    for what, ok, got, why in checks:
+        lines.append(f"  {what}: {'met' if ok else 'NOT met'} ({got}) - {why}")
+    return lines
 
 
 @click.command("simulate")
