@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,12 +33,17 @@ __all__ = ["LocalProvider"]
 # a TERM on to the pilot script (which traps it to leave cleanly), removes the script when the
 # pilot ends (it holds the pilot's IDTOKEN) and records its exit status.
 _WRAPPER = (
-    "trap 'kill -TERM \"$c\" 2>/dev/null' TERM; "
-    'bash "$0" & c=$!; r=0; '
+    "trap 't=1; kill -TERM \"${c:-}\" 2>/dev/null' TERM; "
+    'bash "$0" & c=$!; r=0; [ -n "${t:-}" ] && kill -TERM "$c"; '
     'while kill -0 "$c" 2>/dev/null; do wait "$c"; r=$?; done; '
     'rm -f "$0"; '
     'echo "$r" > "$1.tmp" && mv "$1.tmp" "$1"'
 )
+
+
+#: a pilot asked to leave is first given this long from its start to install its TERM traps (a
+#: TERM before them would kill it without its exit status)
+_SETTLE_S = 1.0
 
 
 def _start_time(pid: int) -> str | None:
@@ -200,6 +206,10 @@ class LocalProvider:
                 continue
             try:
                 if graceful:
+                    with contextlib.suppress(OSError):
+                        age = time.time() - (self.state_dir / f"{job_id}.json").stat().st_mtime
+                        if 0 <= age < _SETTLE_S:
+                            await asyncio.sleep(_SETTLE_S - age)
                     os.kill(pid, signal.SIGTERM)
                 else:
                     (self.state_dir / f"{job_id}.cancelled").touch()
