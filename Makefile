@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test unit lint typecheck bench bench-loop docs chaos clean venv
+.PHONY: demo test unit lint typecheck bench bench-loop bench-slurm docs chaos clean venv
 
 venv: $(STAMP)
 
@@ -44,6 +44,16 @@ bench: $(STAMP)
 	$(BIN)/python -m campus_factory.cli.main bench all --write docs/benchmarks.md
 	$(BIN)/python -m campus_factory.cli.main bench provisioning --write docs/benchmarks.md --plot docs/img/provisioning.png
 	$(MAKE) bench-loop
+	$(MAKE) bench-slurm
+
+## bench-slurm: 1,000 pilots at the test suite's Slurm cluster (started here, under the service lock)
+SLURM_BENCH ?= /tmp/cf-bench-slurm
+bench-slurm: $(STAMP)
+	flock /tmp/cf-services.lock sh -c 'set -e; \
+	  export CLUSTER=cfbench PORT_BASE=$${CF_BENCH_SLURM_PORT:-26817} NNODES=2 NODE_CPUS=4 NODE_MEM=4000 BASE=$(SLURM_BENCH); \
+	  trap "bash tests/services/slurm-down.sh >/dev/null 2>&1; rm -rf $(SLURM_BENCH)" EXIT; \
+	  bash tests/services/slurm-up.sh >/dev/null; \
+	  SLURM_CONF=$(SLURM_BENCH)/etc/slurm.conf $(BIN)/python -m campus_factory.cli.main bench slurm --pilots 1000 --write docs/benchmarks.md'
 
 ## bench-loop: the loop at 1k/10k/50k live pilots on SQLite and a private PostgreSQL (under the service lock)
 PG_BENCH ?= /tmp/cf-bench-pg

@@ -123,7 +123,9 @@ def test_cancel_of_pending_and_running_pilots_needs_no_timeout_nor_fallback(tmp_
         logs = [f.read_text() for f in (tmp_path / "pilots").glob(f"cf-{name}-*.out")]
         assert sum("leaving (rc=143, asked=1)" in text for text in logs) == 2, logs
         # two filtered scancels and nothing else: no hard-cancel fallback of the running pilots
-        assert [a[1:-3] for a in ex.argvs] == [["--state=PENDING"], ["--batch", "--signal=TERM", "--state=RUNNING"]]
+        # (the three elements named as one range of their array)
+        assert [a[1:-1] for a in ex.argvs] == [["--state=PENDING"], ["--batch", "--signal=TERM", "--state=RUNNING"]]
+        assert {a[-1] for a in ex.argvs} == {jobs[0].split("_")[0] + "_[0-2]"}
     finally:
         subprocess.run(["scancel", *jobs], env={**os.environ, **slurm_cluster.env}, capture_output=True, timeout=30)
 

@@ -324,7 +324,7 @@ def test_accounting_argvs(mode: str, expected: list[list[str]]) -> None:
     assert [a[: len(e)] for a, e in zip(argvs, expected, strict=True)] == expected
     for a in argvs:
         assert a[-2:] == ["-j", "1,2_0"]
-        assert "JobID,State,ExitCode,JobName" in a
+        assert "JobID,State,ExitCode,Start,End,JobName" in a
 
 
 def test_queue_argv_lists_array_elements_in_all_states() -> None:
@@ -332,7 +332,7 @@ def test_queue_argv_lists_array_elements_in_all_states() -> None:
     assert argv[0] == "squeue"
     assert "-r" in argv and "-h" in argv
     assert argv[argv.index("-t") + 1] == "all"
-    assert argv[argv.index("-o") + 1] == "%i|%T|%K|%r|%j"
+    assert argv[argv.index("-o") + 1] == "%i|%T|%K|%r|%S|%e|%j"
 
 
 # -- submit through the base --------------------------------------------------------------------

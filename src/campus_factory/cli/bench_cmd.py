@@ -102,6 +102,25 @@ def bench_loop_table(postgres_url: str | None, cycles: int, sizes: str, write: s
         click.echo(f"wrote the loop section of {path}", err=True)
 
 
+@bench.command("slurm")
+@click.option("--pilots", default=1000, show_default=True, type=click.IntRange(2, 100_000), help="Pilots.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--write", type=click.Path(dir_okay=False), help="Record the figures in this Markdown file.")
+def bench_slurm(pilots: int, as_json: bool, write: str | None) -> None:
+    """Submit, status and cancel of N pilots at a real Slurm (SLURM_CONF), against Slurm's own floor."""
+    from ..sim.bench_planner import machine_description
+    from ..sim.bench_slurm import render_slurm_markdown, replace_slurm_section, run_slurm_bench
+
+    r = run_slurm_bench(pilots)
+    click.echo(render_json(r.as_dict()) if as_json else f"slurm: {r.as_dict()}")
+    if write:
+        section = render_slurm_markdown(r, "make bench-slurm", machine_description(), time.strftime("%Y-%m-%d"))
+        path = Path(write)
+        doc = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+        path.write_text(replace_slurm_section(doc, section), encoding="utf-8")
+        click.echo(f"wrote the Slurm section of {path}", err=True)
+
+
 @bench.command("all")
 @click.option("--write", type=click.Path(dir_okay=False), help="Record the figures in this Markdown file.")
 def bench_all(write: str | None) -> None:

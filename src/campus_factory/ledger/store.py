@@ -88,6 +88,9 @@ class Update:
     detail: str = ""
     job_id: str | None = None
     exit_code: int | None = None
+    #: when it happened, when the site or the pool says so (None: now); kept within the pilot's
+    #: last transition and now, so that history never runs backwards
+    at: float | None = None
 
 
 _PILOTS = cast(Table, PilotRow.__table__)
@@ -262,12 +265,13 @@ class Ledger:
                     continue
                 # details quote sites' and commands' answers, which may echo a secret (a token)
                 detail = redact(up.detail) if up.detail else up.detail
-                _transition(row, new, old, up, now, detail, new_job)
+                at = now if up.at is None else min(now, max(up.at, row["state_since"]))
+                _transition(row, new, old, up, at, detail, new_job)
                 changed[row["pilot_id"]] = row
                 history.append(
                     {
                         "pilot_id": row["pilot_id"],
-                        "at": now,
+                        "at": at,
                         "from_state": old.value,
                         "to_state": new.value,
                         "event": up.event.value,

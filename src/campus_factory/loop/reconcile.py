@@ -49,6 +49,8 @@ EVENT_OF: Mapping[JobState, PilotEvent] = {
 }
 #: events after which a pilot is still alive
 _NOT_FINAL = frozenset({PilotEvent.PENDING, PilotEvent.STARTED, PilotEvent.SUBMITTED, PilotEvent.JOINED})
+#: events that end a pilot: recorded at the site's end time when it gives one
+_ENDS = frozenset({PilotEvent.COMPLETED, PilotEvent.FAILED, PilotEvent.CANCELLED})
 #: states from which a startd ad in the collector means the pilot joined
 _CAN_JOIN = frozenset({PilotState.QUEUED, PilotState.RUNNING})
 
@@ -150,7 +152,8 @@ def reconcile(
             event = PilotEvent.SUBMITTED
         if _no_op(known.state, event):  # as it was: nothing to write (most pilots, most cycles)
             continue
-        out.updates.append(Update(known.pilot_id, event, _detail(st), exit_code=st.exit_code))
+        at = st.ended_at if event in _ENDS else (st.started_at if event is PilotEvent.STARTED else None)
+        out.updates.append(Update(known.pilot_id, event, _detail(st), exit_code=st.exit_code, at=at))
     requested: dict[tuple[str, int | None], PilotRecord] = {
         (p.submission_id, p.array_index): p for p in live if p.state is PilotState.REQUESTED
     }

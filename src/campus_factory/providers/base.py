@@ -87,6 +87,10 @@ class JobStatus:
     exit_code: int | None = None
     reason: str = ""
     from_accounting: bool = False
+    #: when the site says the job started and ended (UNIX seconds), when it says so: the ledger
+    #: then records the pilot's start and end at those times, not at the cycle that noticed
+    started_at: float | None = None
+    ended_at: float | None = None
 
 
 @dataclass(frozen=True)

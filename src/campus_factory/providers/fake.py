@@ -29,6 +29,7 @@ class FakeJob:
     state: JobState = JobState.PENDING
     ended_at: float | None = None
     exit_code: int | None = None
+    started_at: float | None = None
 
 
 class FakeProvider:
@@ -54,7 +55,7 @@ class FakeProvider:
         self.submit_calls = 0
         self.observe_calls = 0
         self._next = 1
-        self._statuses: dict[str, tuple[tuple[JobState, int | None, bool], JobStatus]] = {}
+        self._statuses: dict[str, tuple[tuple[JobState, int | None, bool, float | None], JobStatus]] = {}
 
     # -- helpers for tests ---------------------------------------------------------------
     def _advance(self) -> None:
@@ -65,6 +66,8 @@ class FakeProvider:
                 if self.capacity is not None and running >= self.capacity:
                     continue
                 job.state = JobState.RUNNING
+                # it started when its wait was over (or, held by the capacity, when it was noticed)
+                job.started_at = job.submitted_at + self.start_delay if self.capacity is None else now
                 running += 1
 
     def finish(self, job_id: str, state: JobState = JobState.COMPLETED, exit_code: int = 0) -> None:
@@ -98,7 +101,7 @@ class FakeProvider:
         now = self.clock()
 
         def status(job: FakeJob, accounting: bool) -> JobStatus:
-            key = (job.state, job.exit_code, accounting)
+            key = (job.state, job.exit_code, accounting, job.ended_at)
             hit = self._statuses.get(job.job_id)
             if hit is not None and hit[0] == key:  # a listing line parsed before: same status
                 return hit[1]
@@ -110,6 +113,8 @@ class FakeProvider:
                 array_index=job.array_index,
                 exit_code=job.exit_code,
                 from_accounting=accounting,
+                started_at=job.started_at,
+                ended_at=job.ended_at if job.state.finished else None,
             )
             self._statuses[job.job_id] = (key, st)
             return st
