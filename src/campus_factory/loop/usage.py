@@ -2,7 +2,9 @@
 
 Each cycle the jobs running on this factory's pilots (their dynamic slots) are compared with the
 runs the ledger holds open: a new run is recorded, and a run recorded before and no longer seen
-is closed at the time of the cycle (the precision is one cycle). Accounting then tells core-hours
+is closed at its real end when the pool can tell it (the job ad's completion date in the schedd's
+history, or its last eviction: :meth:`JobSource.run_ends`), else at the time of the cycle. Runs
+that ended while the factory was down are closed the same way on its first cycle back. Accounting then tells core-hours
 used from core-hours wasted. The open runs are kept in memory between cycles, so a cycle writes
 only the runs that began or ended; they are read again from the ledger whenever the loop reads
 its live pilots again (``generation``: another factory may have written in between).
@@ -11,19 +13,26 @@ its live pilots again (``generation``: another factory may have written in betwe
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ..ledger import Ledger
 from ..ledger.accounting import JobRun, open_job_runs, record_pilot_jobs
 from ..pool.htcondor import RunningJob
 
-__all__ = ["JobSource", "JobTracker"]
+__all__ = ["JobSource", "JobTracker", "RunEnds"]
 
 _Key = tuple[str, str, float]
 
 
 class JobSource(Protocol):
     def running_jobs(self) -> list[RunningJob]: ...
+
+
+@runtime_checkable
+class RunEnds(Protocol):
+    """A job source that can also tell when runs ended (HTCondor: the schedds' job ads)."""
+
+    def run_ends(self, runs: list[_Key]) -> dict[_Key, float | bool]: ...
 
 
 def _key(run: JobRun | RunningJob) -> _Key:
@@ -53,7 +62,17 @@ class JobTracker:
             if j.pilot_id in known
         ]
         current = {_key(j) for j in running}
-        closed = [replace(r, ended_at=max(now, r.started_at)) for k, r in opened.items() if k not in current]
+        gone = [k for k in opened if k not in current]
+        ends: dict[_Key, float | bool] = {}
+        if gone and isinstance(self.source, RunEnds):
+            ends = self.source.run_ends(gone)
+        closed = []
+        for k in gone:
+            end = ends.get(k)
+            if end is False:  # its job ad says it still runs there: the collector missed its slot
+                continue
+            at = now if end is None or end is True else min(now, float(end))
+            closed.append(replace(opened[k], ended_at=max(at, opened[k].started_at)))
         if not new and not closed:
             return 0
         try:

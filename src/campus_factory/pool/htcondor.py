@@ -5,6 +5,7 @@ Kept small: one query for our pilots' partitionable slots; conversion is :func:`
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
@@ -13,7 +14,31 @@ from ..config import PoolOptions
 from ..errors import PoolError
 from .base import PilotSlot, slot_from_ad
 
-__all__ = ["HTCondorJobs", "HTCondorPool", "RunningJob", "jobs_constraint", "pilot_constraint", "running_job"]
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "HISTORY_PROJECTION",
+    "HTCondorJobs",
+    "HTCondorPool",
+    "RunKey",
+    "RunningJob",
+    "jobs_constraint",
+    "pilot_constraint",
+    "run_end",
+    "running_job",
+]
+
+#: a job run: (pilot id, GlobalJobId, start time)
+RunKey = tuple[str, str, float]
+HISTORY_PROJECTION = [
+    "GlobalJobId",
+    "CompletionDate",
+    "EnteredCurrentStatus",
+    "LastVacateTime",
+    "JobStatus",
+    "JobCurrentStartDate",
+]
+_RUNNING = 2
 
 
 def pilot_constraint(factory: str) -> str:
@@ -79,6 +104,32 @@ def running_job(ad: object) -> RunningJob | None:
     )
 
 
+def _time(ad: object, name: str) -> float | None:
+    get = getattr(ad, "get", None)
+    value = get(name) if get is not None else None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return None
+    return float(value)
+
+
+def run_end(ad: object | None, started_at: float) -> float | bool | None:
+    """When the run that began at ``started_at`` ended, from its job ad (history or queue):
+    the completion date, or the last vacate (evicted), or when it left the running state; False
+    when the ad says it still runs there; None when the ad says nothing usable."""
+    if ad is None:
+        return None
+    get = getattr(ad, "get", None)
+    status = get("JobStatus") if get is not None else None
+    start = _time(ad, "JobCurrentStartDate")
+    if status == _RUNNING and start is not None and abs(start - started_at) < 1:
+        return False  # the slot was missed by the collector query: the run goes on
+    for name in ("CompletionDate", "LastVacateTime", "EnteredCurrentStatus"):
+        t = _time(ad, name)
+        if t is not None and t >= started_at:
+            return t
+    return None
+
+
 class HTCondorJobs:
     """Reads the jobs running on this factory's pilots (their dynamic slots)."""
 
@@ -107,3 +158,31 @@ class HTCondorJobs:
         except Exception as exc:
             raise PoolError(f"cannot query jobs on pilots at {self.pool.collector}: {exc}") from exc
         return [j for j in (running_job(ad) for ad in ads) if j is not None]
+
+    def run_ends(self, runs: list[RunKey]) -> dict[RunKey, float | bool]:
+        """When runs no longer seen on our pilots ended, from their schedds' job ads: history
+        first (``condor_history``), then the queue (an evicted job waits there again). A run whose
+        ad still shows it running maps to False; runs nobody can tell about are left out."""
+        import htcondor2
+
+        by_schedd: dict[str, list[RunKey]] = {}
+        for key in runs:
+            by_schedd.setdefault(key[1].split("#", 1)[0], []).append(key)
+        out: dict[RunKey, float | bool] = {}
+        for name, keys in sorted(by_schedd.items()):
+            gids = sorted({k[1] for k in keys})
+            constraint = " || ".join(f"GlobalJobId == {literal(g)}" for g in gids)
+            try:
+                located = htcondor2.Collector(self.pool.collector).locate(htcondor2.DaemonType.Schedd, name)
+                schedd = htcondor2.Schedd(located)
+                ads = {str(a.get("GlobalJobId")): a for a in schedd.history(constraint, HISTORY_PROJECTION, len(gids))}
+                for a in schedd.query(constraint, HISTORY_PROJECTION):
+                    ads.setdefault(str(a.get("GlobalJobId")), a)
+            except Exception as exc:  # a schedd that does not answer: those runs end at the cycle
+                log.warning("cannot read the job history of schedd %s: %s", name, exc)
+                continue
+            for key in keys:
+                end = run_end(ads.get(key[1]), key[2])
+                if end is not None:
+                    out[key] = end
+        return out

@@ -1,0 +1,140 @@
+"""End times from the pool and the site, not from the cycle that noticed (issue 18, truth).
+
+The real-pool check (HTCondor + Slurm, the factory stopped and restarted in the middle) is
+tests/reliability/test_report_accuracy.py; here the same rules with fakes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from campus_factory.config import parse_config
+from campus_factory.demand import StaticDemand
+from campus_factory.domain import JobGroup, PilotRequest
+from campus_factory.ledger import Ledger, PilotState
+from campus_factory.ledger.accounting import account, pilot_jobs
+from campus_factory.loop.factory import Factory
+from campus_factory.loop.usage import JobTracker
+from campus_factory.pool.htcondor import RunningJob, run_end
+from campus_factory.providers.base import JobState
+from campus_factory.providers.fake import FakeProvider
+
+Key = tuple[str, str, float]
+
+
+class Clock:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class Jobs:
+    """Jobs on pilots as the collector lists them, and their ends as the schedd's history has them."""
+
+    def __init__(self) -> None:
+        self.running: list[RunningJob] = []
+        self.ends: dict[Key, float | bool] = {}
+        self.asked: list[list[Key]] = []
+
+    def running_jobs(self) -> list[RunningJob]:
+        return list(self.running)
+
+    def run_ends(self, runs: list[Key]) -> dict[Key, float | bool]:
+        self.asked.append(list(runs))
+        return {k: v for k, v in self.ends.items() if k in runs}
+
+
+def _ledger(tmp_path: Path, name: str = "l") -> Ledger:
+    led = Ledger.open(f"sqlite:///{tmp_path}/{name}.sqlite")
+    led.record_requests(
+        factory="f", site="s", submission_id="sub", requests=[PilotRequest("p1", 1, 100, 100, 0, 3600.0)], now=0.0
+    )
+    return led
+
+
+def test_a_run_is_closed_at_its_completion_date_not_at_the_cycle(tmp_path: Path) -> None:
+    led = _ledger(tmp_path)
+    jobs = Jobs()
+    run = RunningJob("p1", "sched#1.0#1", "alice", "transparent", 100.0, 2)
+    jobs.running = [run]
+    tracker = JobTracker(jobs)
+    tracker.update(led, "f", 110.0)
+    jobs.running = []
+    jobs.ends = {("p1", "sched#1.0#1", 100.0): 146.0}  # it completed 46 s after it began
+    tracker.update(led, "f", 170.0)  # the next cycle, 24 s later
+    (r,) = pilot_jobs(led, "p1")
+    assert r.ended_at == 146.0
+
+
+def test_a_run_its_job_ad_shows_still_running_stays_open(tmp_path: Path) -> None:
+    led = _ledger(tmp_path)
+    jobs = Jobs()
+    jobs.running = [RunningJob("p1", "sched#1.0#1", "alice", "transparent", 100.0, 1)]
+    tracker = JobTracker(jobs)
+    tracker.update(led, "f", 110.0)
+    jobs.running = []  # the collector missed its slot this time
+    jobs.ends = {("p1", "sched#1.0#1", 100.0): False}
+    tracker.update(led, "f", 170.0)
+    assert [r.ended_at for r in pilot_jobs(led, "p1")] == [None]
+    jobs.ends = {}  # nobody can tell: closed at the cycle, as before
+    tracker.update(led, "f", 230.0)
+    assert [r.ended_at for r in pilot_jobs(led, "p1")] == [230.0]
+
+
+def test_runs_that_ended_while_the_factory_was_down_close_at_their_real_end(tmp_path: Path) -> None:
+    led = _ledger(tmp_path)
+    jobs = Jobs()
+    jobs.running = [RunningJob("p1", "sched#1.0#1", "alice", "transparent", 100.0, 1)]
+    JobTracker(jobs).update(led, "f", 110.0)
+    # the factory stops; the job ends at 146; a new process starts at 1000
+    jobs.running = []
+    jobs.ends = {("p1", "sched#1.0#1", 100.0): 146.0}
+    JobTracker(jobs).update(led, "f", 1000.0)
+    assert [r.ended_at for r in pilot_jobs(led, "p1")] == [146.0]
+
+
+def test_run_end_reads_the_job_ad() -> None:
+    assert run_end({"CompletionDate": 150, "JobStatus": 4}, 100.0) == 150.0
+    assert run_end({"CompletionDate": 0, "LastVacateTime": 140, "JobStatus": 1}, 100.0) == 140.0  # evicted
+    assert run_end({"JobStatus": 2, "JobCurrentStartDate": 100}, 100.0) is False  # still running there
+    assert run_end({"JobStatus": 2, "JobCurrentStartDate": 300, "LastVacateTime": 200}, 100.0) == 200.0
+    assert run_end({"CompletionDate": 50}, 100.0) is None  # before the run began: not this run
+    assert run_end(None, 100.0) is None
+
+
+def test_a_pilot_that_ended_between_cycles_ends_at_the_sites_time(tmp_path: Path) -> None:
+    clock = Clock(1_000.0)
+    cfg = parse_config(
+        {
+            "factory": {"name": "t", "ledger_url": f"sqlite:///{tmp_path}/t.sqlite"},
+            "sites": [
+                {
+                    "name": "a",
+                    "provider": "fake",
+                    "slot": {"cpus": 4, "memory_mb": 1000},
+                    "limits": {"max_pilots": 1, "max_queued": 1, "max_submit_per_cycle": 1},
+                }
+            ],
+        }
+    )
+    prov = FakeProvider("a", clock=clock, start_delay=10)
+    f = Factory(
+        cfg, Ledger.open(cfg.factory.ledger_url), StaticDemand([JobGroup("g", 1, cpus=4, memory_mb=100)]), {"a": prov}
+    )
+    f.clock = clock
+    asyncio.run(f.run_once())  # submitted at 1000, starts at 1010 at the site
+    clock.t = 1_060.0
+    asyncio.run(f.run_once())  # seen running at 1060
+    (p,) = f.ledger.live_pilots("t")
+    assert p.state is PilotState.RUNNING and p.started_at == 1_010.0
+    clock.t = 1_100.0
+    prov.finish(p.job_id or "", JobState.COMPLETED)  # it leaves at 1100
+    clock.t = 1_160.0
+    asyncio.run(f.run_once())  # noticed at 1160
+    ended = f.ledger.pilot(p.pilot_id)
+    assert ended is not None and ended.state is PilotState.ENDED and ended.ended_at == 1_100.0
+    acct = account(f.ledger, since=0.0, until=2_000.0, now=2_000.0, factory="t")
+    assert abs(acct.total.delivered_core_hours - 4 * 90 / 3600) < 1e-9  # 1010..1100, 4 cores
