@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
@@ -187,7 +187,9 @@ def test_any_number_anywhere_gives_a_bounded_config_or_a_config_error(path: tupl
         cfg = parse_config(data)
     except ConfigError as exc:
         assert len(str(exc)) < 2000
+        event("refused")
         return
+    event("accepted, bounded")
     for n in _walk_numbers(cfg.model_dump()):
         assert math.isfinite(n) and abs(n) <= MAX_NUMBER, (path, value, n)
 

@@ -6,7 +6,7 @@ an ad holding exactly the given names."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from tests.planner.test_match import BASE_REQ, group, site
 
@@ -51,8 +51,14 @@ def test_injected_attributes_are_refused(items: list[tuple[str, str]]) -> None:
         ad_from_attributes(items)
 
 
-NAMES = st.one_of(st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True), st.text(max_size=12))
+NAMES = st.one_of(
+    st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True),
+    st.from_regex(r"Cf[A-Za-z0-9_]{0,8}", fullmatch=True),
+    st.text(max_size=12),
+)
 VALUES = st.one_of(
+    st.integers().map(str),
+    st.sampled_from(["true", '"x"', "Memory > 1", "RequestCpus * 2", '{ "a", 1 }', "[ a = 1 ]", "undefined"]),
     st.text(st.sampled_from('Owner=;"alice()[]{} 1&|!\\'), max_size=30),
     st.text(st.characters(exclude_categories=("Cs",)), max_size=20),
     st.sampled_from(['(1); Owner = "alice"', 'true; Owner = "alice"', '1 ] [ Owner = "alice"', "1 // x", "1;"]),
@@ -66,6 +72,8 @@ def test_any_text_gives_an_error_or_exactly_the_given_attributes(items: list[tup
     try:
         ad = ad_from_attributes([owner, *items])
     except ClassAdError:
+        event("refused")
         return
+    event("built")
     assert {k.lower() for k in ad} == {"owner"} | {k.lower() for k, _ in items}
     assert ad.eval("Owner") == "bob"
