@@ -95,6 +95,7 @@ def bench_config(pilots: int, sites: int = SITES, name: str = "bench") -> Any:
     for t in tables:
         t["limits"] = {"max_pilots": per_site + 5, "max_queued": per_site + 5, "max_submit_per_cycle": 25}
         t["slot"].pop("start", None)
+        t["slot"]["sizing"] = "fixed"  # whole-slot pilots: the limits count pilots, N stays N
         t.pop("allowed_owners", None)
         t.pop("allowed_groups", None)
         t["walltime"] = 48 * 3600
