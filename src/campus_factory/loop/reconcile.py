@@ -64,7 +64,7 @@ def _no_op(state: PilotState, event: PilotEvent) -> bool:
 
 def tag_pattern(tag_prefix: str) -> re.Pattern[str]:
     """Matches exactly this factory's tags (``cf-<factory>-<10 hex>``), not a longer factory name's."""
-    return re.compile(rf"^{re.escape(tag_prefix)}([0-9a-f]{{10}})$")
+    return re.compile(rf"^{re.escape(tag_prefix)}([0-9a-f]{{10}})\Z")  # \Z: no trailing newline
 
 
 def _detail(st: JobStatus) -> str:

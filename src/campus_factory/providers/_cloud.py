@@ -84,8 +84,10 @@ def instance_tags(
 
 
 def _index(tags: Mapping[str, str]) -> int | None:
+    """The ``cf-index`` tag as read back from the cloud: ASCII digits only (``str.isdigit`` also
+    takes ``"²"``, which ``int`` refuses), at most 9 of them."""
     raw = tags.get(TAG_INDEX)
-    if raw is None or not raw.isdigit():
+    if not isinstance(raw, str) or not re.fullmatch(r"[0-9]{1,9}", raw):
         return None
     return int(raw)
 

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -159,7 +160,7 @@ class LocalProvider:
         tag, index = str(state.get("tag", "")), state.get("index")
         if rc_path.exists():
             text = rc_path.read_text().strip()
-            rc = int(text) if text.lstrip("-").isdigit() else None
+            rc = int(text) if re.fullmatch(r"-?[0-9]{1,3}", text) else None
             cancelled = (self.state_dir / f"{job_id}.cancelled").exists()
             st = JobState.CANCELLED if cancelled else JobState.COMPLETED if rc == 0 else JobState.FAILED
             return JobStatus(job_id, st, native_state=f"exit {rc}", tag=tag, array_index=index, exit_code=rc)
