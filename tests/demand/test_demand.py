@@ -225,9 +225,17 @@ def test_file_demand_is_reread_each_time(tmp_path: Path) -> None:
 )
 def test_file_demand_errors(tmp_path: Path, content: Any, match: str) -> None:
     path = write(tmp_path, content)
-    with pytest.raises(DemandError, match=match) as info:
-        FileDemand(path).idle_groups()
+    whole_file = isinstance(content, str) or "'groups' list" in match
+    with pytest.raises(DemandError, match=match) as info:  # a bad group: only strict reading raises
+        FileDemand(path).idle_groups() if whole_file else groups_from_json(content, str(path))
     assert str(path) in str(info.value)
+
+
+def test_a_file_demand_skips_a_bad_group_with_a_warning(tmp_path: Path, caplog) -> None:
+    path = write(tmp_path, {"groups": [{"id": "bad", "count": 1, "cpus": 0}, {"id": "ok", "count": 2}]})
+    with caplog.at_level(logging.WARNING, logger="campus_factory.demand.fake"):
+        assert [g.group_id for g in FileDemand(path).idle_groups()] == ["ok"]
+    assert any("groups[0]: cpus 0 is outside" in r.getMessage() for r in caplog.records)
 
 
 def test_missing_demand_file(tmp_path: Path) -> None:

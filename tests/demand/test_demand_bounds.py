@@ -7,6 +7,7 @@ and any ClassAd values; each must give a value or our error, never another excep
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -23,27 +24,45 @@ from campus_factory.demand.htcondor import group_job_ads
 from campus_factory.domain import JobGroup
 from campus_factory.errors import DemandError
 
+GOOD = '{"id": "good", "count": 2, "owner": "alice"}'
 POISONS = {
-    "lone surrogate owner": '{"groups": [{"id": "g", "count": 1, "owner": "\\ud800"}]}',
-    "cpus Infinity": '{"groups": [{"id": "g", "count": 1, "cpus": Infinity}]}',
-    "memory NaN": '{"groups": [{"id": "g", "count": 1, "memory_mb": NaN}]}',
-    "cpus 1e300": '{"groups": [{"id": "g", "count": 1, "cpus": 1e300}]}',
-    "count 2.5": '{"groups": [{"id": "g", "count": 2.5}]}',
-    "count true": '{"groups": [{"id": "g", "count": true}]}',
-    "nested 100k deep": '{"groups": [{"id": "g", "count": 1, "attributes": ' + "[" * 100_000 + "]" * 100_000 + "}]}",
-    "NUL in requirements": '{"groups": [{"id": "g", "count": 1, "requirements": "true\\u0000"}]}',
-    "attribute name with a newline": '{"groups": [{"id": "g", "count": 1, "attributes": {"X\\n": "1"}}]}',
-    "attribute Infinity": '{"groups": [{"id": "g", "count": 1, "attributes": {"X": -Infinity}}]}',
+    "lone surrogate owner": '{"id": "g", "count": 1, "owner": "\\ud800"}',
+    "cpus Infinity": '{"id": "g", "count": 1, "cpus": Infinity}',
+    "memory NaN": '{"id": "g", "count": 1, "memory_mb": NaN}',
+    "cpus 1e300": '{"id": "g", "count": 1, "cpus": 1e300}',
+    "count 2.5": '{"id": "g", "count": 2.5}',
+    "count true": '{"id": "g", "count": true}',
+    "NUL in requirements": '{"id": "g", "count": 1, "requirements": "true\\u0000"}',
+    "attribute name with a newline": '{"id": "g", "count": 1, "attributes": {"X\\n": "1"}}',
+    "attribute Infinity": '{"id": "g", "count": 1, "attributes": {"X": -Infinity}}',
+    "owner of 2000 characters": '{"id": "g", "count": 1, "owner": "' + "x" * 2000 + '"}',
 }
 
 
+def snapshot(*groups: str) -> str:
+    return '{"groups": [' + ", ".join(groups) + "]}"
+
+
 @pytest.mark.parametrize("poison", sorted(POISONS))
-def test_a_poisoned_demand_file_gives_a_demand_error(tmp_path: Path, poison: str) -> None:
+def test_a_poisoned_group_costs_only_itself(tmp_path: Path, poison: str, caplog) -> None:
     path = tmp_path / "demand.json"
-    path.write_text(POISONS[poison])
-    with pytest.raises(DemandError) as info:
+    path.write_text(snapshot(POISONS[poison], GOOD))
+    with caplog.at_level(logging.WARNING, logger="campus_factory.demand.fake"):
+        assert [g.group_id for g in FileDemand(path).idle_groups()] == ["good"]
+    assert any("groups[0]" in r.getMessage() and len(r.getMessage()) < 600 for r in caplog.records)
+    with pytest.raises(DemandError, match=r"groups\[0\]"):  # strict reading names it
+        groups_from_json(json.loads(path.read_text(), parse_constant=float), str(path))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [snapshot('{"id": "g", "count": 1, "attributes": ' + "[" * 100_000 + "]" * 100_000 + "}", GOOD), "[" * 100_000],
+)
+def test_json_nested_100k_deep_is_a_demand_error(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "demand.json"
+    path.write_text(text)
+    with pytest.raises(DemandError, match="nested deeper"):
         FileDemand(path).idle_groups()
-    assert str(path) in str(info.value) and len(str(info.value)) < 600
 
 
 def check_group(g: JobGroup) -> None:

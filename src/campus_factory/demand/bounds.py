@@ -1,6 +1,6 @@
 """The demand edge: every value that enters as demand is checked once, here (issue 15).
 
-A demand file is JSON read with bounded size and nesting, without ``NaN``/``Infinity``; a job
+A demand file is JSON read with bounded size and nesting; a job
 group's numbers are whole, finite and within :data:`LIMITS`; its text is valid Unicode (no lone
 surrogates, no NUL) and of bounded length; its attribute names are ClassAd names. The same
 bounds apply to groups read from the schedds. A value that fails gets a :class:`DemandError`
@@ -99,13 +99,10 @@ def _nesting(text: str) -> int:
     return deepest
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number a demand may hold")
-
-
 def loads(raw: bytes, source: str) -> Any:
     """JSON of a demand snapshot: at most :data:`MAX_FILE_BYTES`, valid UTF-8, nested at most
-    :data:`MAX_NESTING` deep, no ``NaN`` or ``Infinity``."""
+    :data:`MAX_NESTING` deep (``NaN`` and ``Infinity`` are refused by the bounds of the group
+    holding them)."""
     if len(raw) > MAX_FILE_BYTES:
         raise DemandError(f"{source}: {len(raw)} bytes, more than a demand snapshot may hold ({MAX_FILE_BYTES})")
     try:
@@ -115,6 +112,6 @@ def loads(raw: bytes, source: str) -> Any:
     if _nesting(text) > MAX_NESTING:
         raise DemandError(f"{source}: JSON nested deeper than {MAX_NESTING} levels")
     try:
-        return json.loads(text, parse_constant=_no_constant)
+        return json.loads(text)  # NaN and Infinity become floats each group's bounds refuse
     except (ValueError, RecursionError) as exc:
         raise DemandError(f"{source}: cannot read the demand snapshot: not valid JSON: {str(exc)[:200]}") from None

@@ -5,6 +5,7 @@ The file holds ``{"groups": [{"id": .., "count": .., "cpus": .., "memory_mb": ..
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from ..errors import DemandError
 from .bounds import LIMITS, MAX_ATTRIBUTES, MAX_GROUPS, bounded_attribute, bounded_int, bounded_text, loads
 
 __all__ = ["FileDemand", "StaticDemand", "groups_from_json"]
+
+log = logging.getLogger(__name__)
 
 
 class StaticDemand:
@@ -70,8 +73,10 @@ def _group(g: Mapping[str, Any], i: int, where: str) -> JobGroup:
     )
 
 
-def groups_from_json(data: Any, source: str = "<demand>") -> list[JobGroup]:
-    """Job groups of a demand snapshot; :class:`DemandError` names the first bad value."""
+def groups_from_json(data: Any, source: str = "<demand>", *, skip_bad: bool = False) -> list[JobGroup]:
+    """Job groups of a demand snapshot; :class:`DemandError` names the first bad value. With
+    ``skip_bad`` a bad group is left out with a warning (it costs only itself); a snapshot that
+    is not an object with a ``groups`` list is an error either way."""
     if not isinstance(data, dict) or not isinstance(data.get("groups"), list):
         raise DemandError(f"{source}: expected an object with a 'groups' list")
     if len(data["groups"]) > MAX_GROUPS:
@@ -79,9 +84,14 @@ def groups_from_json(data: Any, source: str = "<demand>") -> list[JobGroup]:
     out = []
     for i, g in enumerate(data["groups"]):
         where = f"{source}: groups[{i}]"
-        if not isinstance(g, dict):
-            raise DemandError(f"{where}: expected an object")
-        out.append(_group(g, i, where))
+        try:
+            if not isinstance(g, dict):
+                raise DemandError(f"{where}: expected an object")
+            out.append(_group(g, i, where))
+        except DemandError as exc:
+            if not skip_bad:
+                raise
+            log.warning("skipping a job group of the demand snapshot: %s", exc)
     return out
 
 
@@ -97,4 +107,4 @@ class FileDemand:
         except OSError as exc:
             raise DemandError(f"{self.path}: cannot read the demand snapshot: {exc}") from exc
         data = loads(raw, str(self.path))
-        return [g for g in groups_from_json(data, str(self.path)) if g.count > 0]
+        return [g for g in groups_from_json(data, str(self.path), skip_bad=True) if g.count > 0]

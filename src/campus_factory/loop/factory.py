@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..config import CLOUD_PROVIDERS, Config, SiteConfig
 from ..demand.base import DemandSource
 from ..domain import JobGroup, PilotRequest
-from ..errors import CampusFactoryError, DemandError, PoolError, ProviderError
+from ..errors import CampusFactoryError, DemandError, PoolError, ProviderError, SubmitError
 from ..ledger import LIVE, CycleRecord, Ledger, PilotEvent, PilotRecord, Update
 from ..ledger.controls import site_controls
 from ..ledger.lease import acquire_lease, current_lease, release_lease
@@ -43,7 +43,7 @@ from .arrivals import ArrivalTracker
 from .drains import serve_drain_requests
 from .idle import IdleTracker
 from .live import LivePilots, effective
-from .reconcile import ReadMemory, reconcile, tag_pattern
+from .reconcile import ReadMemory, duplicate_job_ids, reconcile, tag_pattern
 from .usage import JobTracker
 
 __all__ = ["CycleReport", "Factory", "PlanFn"]
@@ -302,6 +302,9 @@ class Factory:
         self.live.note(recorded)
         try:
             submitted = await provider.submit(submission)
+            shared = duplicate_job_ids([s.job_id for s in submitted], self.live.of_site(site.name))
+            if shared:
+                raise SubmitError(f"{site.name}: the site answered job id(s) {shared[:5]} that other pilots hold")
         except CampusFactoryError as exc:
             self._apply([Update(r.pilot_id, PilotEvent.SUBMIT_FAILED, str(exc)[:2000]) for r in requests], self.clock())
             raise

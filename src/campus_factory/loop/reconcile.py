@@ -32,7 +32,16 @@ from ..errors import InvalidTransition
 from ..ledger import PilotEvent, PilotRecord, PilotState, Update, next_state
 from ..providers.base import JobState, JobStatus, Observation
 
-__all__ = ["EVENT_OF", "GONE_AFTER_S", "GONE_READS", "ReadMemory", "Reconciliation", "reconcile", "tag_pattern"]
+__all__ = [
+    "EVENT_OF",
+    "GONE_AFTER_S",
+    "GONE_READS",
+    "ReadMemory",
+    "Reconciliation",
+    "duplicate_job_ids",
+    "reconcile",
+    "tag_pattern",
+]
 
 #: reads that must agree, and seconds they must span, before a pilot missing from the queue and
 #: from accounting is declared gone
@@ -60,6 +69,14 @@ def _no_op(state: PilotState, event: PilotEvent) -> bool:
         return next_state(state, event) is state
     except InvalidTransition:
         return False  # the ledger says what is wrong
+
+
+def duplicate_job_ids(job_ids: Sequence[str], live: Sequence[PilotRecord]) -> list[str]:
+    """Job ids of a submission's answer that another live pilot of the site holds, or that the
+    answer gives twice: a site (or a wrapper) answering the same id twice must never make two
+    pilots share one job."""
+    held = {p.job_id for p in live if p.job_id}
+    return sorted({j for j in job_ids if j in held or job_ids.count(j) > 1})
 
 
 def tag_pattern(tag_prefix: str) -> re.Pattern[str]:

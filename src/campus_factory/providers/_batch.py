@@ -7,6 +7,7 @@ executor, looks jobs missing from the queue up in accounting, and translates err
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import posixpath
@@ -14,7 +15,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ..config import PilotOptions, SiteConfig
 from ..errors import CommandError, ConfigError, ProviderError, SubmitError, UnsafeValueError
@@ -22,9 +23,30 @@ from ..pilot.payload import GlideinBuilder, submission_script
 from ..transport.executor import CommandResult, Executor
 from .base import CancelResult, JobState, JobStatus, Observation, Submission, SubmittedPilot
 
-__all__ = ["BatchProvider"]
+__all__ = ["MAX_JSON_NESTING", "BatchProvider", "load_json"]
 
 log = logging.getLogger(__name__)
+
+MAX_JSON_NESTING = 32
+_JSON_BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def load_json(text: str, what: str) -> Any:
+    """JSON a scheduler printed, nested at most :data:`MAX_JSON_NESTING` deep (deeper JSON would
+    exhaust the parser's recursion); ValueError, naming ``what``, when it is not such JSON."""
+    depth = 0
+    for bracket in _JSON_BRACKETS.findall(text):
+        if bracket in "[{":
+            depth += 1
+            if depth > MAX_JSON_NESTING:
+                raise ValueError(f"{what} printed JSON nested deeper than {MAX_JSON_NESTING} levels")
+        elif bracket in "]}":
+            depth -= 1
+    try:  # strict=False: some OpenPBS releases leave control characters unescaped in values
+        return json.loads(text, strict=False)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"{what} printed invalid JSON: {str(exc)[:200]}") from None
+
 
 _WORD = re.compile(r"[A-Za-z0-9_./:@%+=,-]+")
 

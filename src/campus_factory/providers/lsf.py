@@ -16,14 +16,13 @@ is FAILED, DONE is COMPLETED.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from ..transport.executor import CommandResult
-from ._batch import BatchProvider
+from ._batch import BatchProvider, load_json
 from .base import JobState, JobStatus, Submission, translate_state
 
 _JOB_ID = re.compile(r"[0-9]{1,18}(?:\[[0-9]{1,9}\])?")  # the job ids this backend prints (matched in full)
@@ -87,11 +86,10 @@ def parse_bjobs(stdout: str, *, accounting: bool = False) -> list[JobStatus]:
     if not text:
         return []
     if text.startswith("{"):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"bjobs -json printed invalid JSON: {exc}") from exc
-        records = data.get("RECORDS", []) if isinstance(data, dict) else []
+        data = load_json(text, "bjobs -json")
+        records = data.get("RECORDS", []) if isinstance(data, dict) else None
+        if not isinstance(records, list):
+            raise ValueError(f"bjobs -json printed no RECORDS list: {text[:200]!r}")
     else:
         records = []
         for line in text.splitlines():

@@ -20,7 +20,6 @@ CANCELLED (``qdel``), PBS Pro's walltime kill (-29) COMPLETED, anything else FAI
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -29,7 +28,7 @@ from typing import Any, ClassVar
 from ..config import PilotOptions, SiteConfig
 from ..pilot.payload import GlideinBuilder
 from ..transport.executor import CommandResult, Executor
-from ._batch import BatchProvider
+from ._batch import BatchProvider, load_json
 from .base import JobState, JobStatus, Submission, SubmittedPilot, translate_state
 
 _JOB_ID = re.compile(r"[0-9]{1,18}(?:\[[0-9]{0,9}\])?")  # the job ids this backend prints (matched in full)
@@ -163,11 +162,10 @@ def parse_qstat_json(
     """Parse OpenPBS/PBS Pro ``qstat -f -F json`` (``{"Jobs": {id: {attribute: value}}}``)."""
     if not stdout.strip():
         return []
-    try:  # strict=False: some OpenPBS releases leave control characters unescaped in values
-        data = json.loads(stdout, strict=False)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"qstat -F json printed invalid JSON: {exc}") from exc
-    jobs = (data.get("Jobs") or {}) if isinstance(data, dict) else {}
+    data = load_json(stdout, "qstat -F json")
+    jobs = (data.get("Jobs") or {}) if isinstance(data, dict) else None
+    if not isinstance(jobs, dict):  # {"Jobs": [1, 2]}: not a listing of jobs
+        raise ValueError(f"qstat -F json printed no Jobs object: {stdout[:200]!r}")
     out = []
     for job, attrs in jobs.items():
         if isinstance(attrs, dict):

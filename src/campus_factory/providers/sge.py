@@ -20,6 +20,7 @@ have no standard request (use ``batch.extra_directives``).
 
 from __future__ import annotations
 
+import logging
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping, Sequence
@@ -34,7 +35,9 @@ from .base import JobState, JobStatus, Submission, translate_state
 
 _JOB_ID = re.compile(r"[0-9]{1,18}(?:\.[0-9]{1,9})?")  # the job ids this backend prints (matched in full)
 
-__all__ = ["SGE_FAILED_STATES", "SGE_STATES", "SgeProvider", "parse_qacct", "parse_qstat_xml", "sge_key"]
+log = logging.getLogger(__name__)
+
+__all__ = ["MAX_TASKS", "SGE_FAILED_STATES", "SGE_STATES", "SgeProvider", "parse_qacct", "parse_qstat_xml", "sge_key"]
 
 
 def sge_key(native: str) -> str:
@@ -67,18 +70,32 @@ SGE_FAILED_STATES: dict[int, JobState | None] = {
     100: JobState.CANCELLED,  # "assumedly after job": ended by a signal (qdel), see _accounted
 }
 
-_RANGE = re.compile(r"^(\d+)(?:-(\d+)(?::(\d+))?)?$")
+_RANGE = re.compile(r"([0-9]{1,9})(?:-([0-9]{1,9})(?::([0-9]{1,9}))?)?")
+#: tasks of one job the factory expands: its own arrays are far smaller (one per submission); a
+#: job listing more (``1-2000000000:1``) is someone else's and is skipped, never expanded
+MAX_TASKS = 100_000
 
 
-def _task_ids(text: str) -> Iterator[int]:
-    """``1-10:2``, ``3``, ``1,4-6:1`` -> task numbers."""
-    for part in text.split(","):
-        m = _RANGE.match(part.strip())
-        if m is None:
-            raise ValueError(f"not an SGE task range: {text!r}")
+def _ranges(text: str) -> list[range]:
+    """``1-10:2``, ``3``, ``1,4-6:1`` -> ranges (not expanded); ValueError when not a task range."""
+    out = []
+    for part in text.split(",")[:1000]:
+        m = _RANGE.fullmatch(part.strip())
+        if m is None or int(m.group(3) or 1) < 1:
+            raise ValueError(f"not an SGE task range: {text[:200]!r}")
         first = int(m.group(1))
-        last = int(m.group(2) or first)
-        yield from range(first, last + 1, int(m.group(3) or 1))
+        out.append(range(first, int(m.group(2) or first) + 1, int(m.group(3) or 1)))
+    return out
+
+
+def _task_ids(text: str, limit: int = MAX_TASKS) -> Iterator[int]:
+    """The task numbers of a range text; ValueError when there are more than ``limit``."""
+    ranges = _ranges(text)
+    count = sum(len(r) for r in ranges)
+    if count > limit:
+        raise ValueError(f"SGE task range {text[:200]!r} holds {count} tasks (at most {limit})")
+    for r in ranges:
+        yield from r
 
 
 def parse_qstat_xml(stdout: str) -> list[JobStatus]:
@@ -102,26 +119,37 @@ def parse_qstat_xml(stdout: str) -> list[JobStatus]:
         if not tasks:
             out.append(JobStatus(number, state, native, tag, None, None, reason))
             continue
-        for task in _task_ids(tasks):
-            out.append(JobStatus(f"{number}.{task}", state, native, tag, task - 1, None, reason))
+        try:
+            ids = list(_task_ids(tasks))
+        except ValueError as exc:  # not one of ours: our arrays are one submission each
+            log.warning("sge: skipping job %s of qstat: %s", number[:20], exc)
+            continue
+        out.extend(JobStatus(f"{number}.{task}", state, native, tag, task - 1, None, reason) for task in ids)
     return out
+
+
+def _small_int(text: str) -> int | None:
+    """The leading number of a qacct value (``100 : assumedly after job``), None when there is none."""
+    m = re.match(r"\s*(-?[0-9]{1,9})\b", text)
+    return int(m.group(1)) if m else None
 
 
 def _accounted(record: Mapping[str, str]) -> JobStatus | None:
     number = record.get("jobnumber", "").strip()
-    if not number.isdigit():
+    if not re.fullmatch(r"[0-9]{1,18}", number):
         return None
     task = record.get("taskid", "undefined").strip()
+    task = task if re.fullmatch(r"[0-9]{1,9}", task) else "undefined"
     failed_text = record.get("failed", "0").strip()
-    failed = int(failed_text.split()[0]) if failed_text.split()[0].lstrip("-").isdigit() else -1
-    exit_text = record.get("exit_status", "").split()
-    code = int(exit_text[0]) if exit_text and exit_text[0].lstrip("-").isdigit() else None
+    failed = _small_int(failed_text)
+    failed = -1 if failed is None else failed  # "failed" with no value, or not a number: a failure
+    code = _small_int(record.get("exit_status", ""))
     state = SGE_FAILED_STATES.get(failed, JobState.FAILED)
     if state is None:
         state = JobState.COMPLETED if code == 0 else JobState.FAILED
     elif state is JobState.CANCELLED and code not in (137, 143):
         state = JobState.FAILED
-    reason = "" if failed == 0 else f"failed {failed_text}"
+    reason = "" if failed == 0 else f"failed {failed_text[:200]}"
     job_id, index = (f"{number}.{task}", int(task) - 1) if task.isdigit() else (number, None)
     tag = record.get("jobname", "").strip()
     return JobStatus(job_id, state, f"failed={failed}", tag, index, code, reason, True)
@@ -203,7 +231,7 @@ class SgeProvider(BatchProvider):
             raise ValueError(f"not an SGE job id: {answer!r}")
         if not tasks:
             return [number]
-        return [f"{number}.{t}" for t in _task_ids(tasks)]
+        return [f"{number}.{t}" for t in _task_ids(tasks, limit=len(submission.pilots))]
 
     def queue_argv(self) -> list[str]:
         return [self.command("qstat"), "-xml", "-g", "d"]
