@@ -138,3 +138,34 @@ def test_a_pilot_that_ended_between_cycles_ends_at_the_sites_time(tmp_path: Path
     assert ended is not None and ended.state is PilotState.ENDED and ended.ended_at == 1_100.0
     acct = account(f.ledger, since=0.0, until=2_000.0, now=2_000.0, factory="t")
     assert abs(acct.total.delivered_core_hours - 4 * 90 / 3600) < 1e-9  # 1010..1100, 4 cores
+
+
+def test_a_pilot_joins_when_its_startd_started_not_when_the_cycle_saw_it(tmp_path: Path) -> None:
+    from campus_factory.pool.fake import FakePool, pilot_ad
+
+    clock = Clock(1_000.0)
+    cfg = parse_config(
+        {
+            "factory": {"name": "t", "ledger_url": f"sqlite:///{tmp_path}/t.sqlite"},
+            "sites": [
+                {
+                    "name": "a",
+                    "provider": "fake",
+                    "slot": {"cpus": 4, "memory_mb": 1000},
+                    "limits": {"max_pilots": 1, "max_queued": 1, "max_submit_per_cycle": 1},
+                }
+            ],
+        }
+    )
+    pool = FakePool([])
+    demand = StaticDemand([JobGroup("g", 1, cpus=4, memory_mb=100)])
+    prov = FakeProvider("a", clock=clock, start_delay=10)
+    f = Factory(cfg, Ledger.open(cfg.factory.ledger_url), demand, {"a": prov}, pool=pool, clock=clock)
+    asyncio.run(f.run_once())
+    (p,) = f.ledger.live_pilots("t")
+    pool.ads = [pilot_ad("a", p.pilot_id, factory="t", DaemonStartTime=1_025)]  # joined at 1025
+    clock.t = 1_060.0
+    asyncio.run(f.run_once())
+    joined = f.ledger.pilot(p.pilot_id)
+    assert joined is not None and joined.state is PilotState.JOINED
+    assert (joined.started_at, joined.joined_at) == (1_010.0, 1_025.0)

@@ -35,7 +35,7 @@ from ..logs import log_cycle
 from ..planner import PilotView, Plan, SiteSpec, plan
 from ..planner.inputs import pilot_views, site_health_of, site_specs
 from ..planner.match import MatchCache
-from ..pool.base import LearnedAds, PilotSlot, PoolView, by_pilot
+from ..pool.base import LearnedAds, PilotSlot, PoolView, by_pilot, started_at
 from ..pool.offline import OfflineAdPublisher, publish_site_ads
 from ..providers.base import Provider, Submission
 from .adjust import apply_budget, effective_sites
@@ -105,6 +105,7 @@ class Factory:
         self._tag = tag_pattern(self.tag_prefix)
         self._slots: dict[str, PilotSlot] = {}
         self._joined: dict[str, str] = {}  # pilot id -> its startd's name, this cycle
+        self._joined_at: dict[str, float] = {}  # pilot id -> when its startd started
         self._pool_ok = False
         self._first_seen: dict[str, float] = {}  # strangers at cloud sites, by job id
         self._reads: dict[str, ReadMemory] = {}  # what earlier reads of each site said
@@ -161,7 +162,7 @@ class Factory:
 
     # -- observe ----------------------------------------------------------------------------
     async def _observe_pool(self, report: CycleReport) -> None:
-        self._slots, self._joined, self._pool_ok = {}, {}, False
+        self._slots, self._joined, self._joined_at, self._pool_ok = {}, {}, {}, False
         if self.pool is None:
             return
         try:
@@ -172,6 +173,7 @@ class Factory:
             return
         self._slots, self._pool_ok = by_pilot(slots), True
         self._joined = {pid: s.name for pid, s in self._slots.items()}
+        self._joined_at = {pid: t for pid, s in self._slots.items() if (t := started_at(s)) is not None}
         self.idle.observe(self._slots, self.clock())
         self.learned.update(self._slots.values())
         if self.jobs is not None:
@@ -208,6 +210,7 @@ class Factory:
             self._tag,
             now,
             joined=self._joined,
+            joined_at=self._joined_at,
             submission_grace=self.config.factory.submission_grace,
             stranger_grace=site.cloud.orphan_grace if cloud else 0.0,
             first_seen=self._first_seen,

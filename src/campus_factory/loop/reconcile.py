@@ -150,9 +150,12 @@ def reconcile(
     join_timeout: float | None = None,
     ended: Mapping[tuple[str, int | None], PilotRecord] | None = None,
     memory: ReadMemory | None = None,
+    joined_at: Mapping[str, float] | None = None,
 ) -> Reconciliation:
     """Ledger updates and cancellations for one site. ``joined`` maps pilot ids in the pool to
-    their startd name; ``first_seen`` remembers when each stranger was first seen (updated);
+    their startd name, ``joined_at`` to when their startd started (its ad's DaemonStartTime: the
+    join is recorded then, not at the cycle that saw it); ``first_seen`` remembers when each
+    stranger was first seen (updated);
     ``memory`` what earlier reads said (updated; a fresh one when None: a single read)."""
     out = Reconciliation()
     memory = memory if memory is not None else ReadMemory()
@@ -208,7 +211,8 @@ def reconcile(
             continue
         name = joined.get(p.pilot_id)
         if name is not None and p.state in _CAN_JOIN:
-            out.updates.append(Update(p.pilot_id, PilotEvent.JOINED, f"startd {name} in the pool"))
+            at = joined_at.get(p.pilot_id) if joined_at else None
+            out.updates.append(Update(p.pilot_id, PilotEvent.JOINED, f"startd {name} in the pool", at=at))
         elif (
             name is None
             and join_timeout is not None

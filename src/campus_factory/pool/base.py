@@ -24,6 +24,7 @@ __all__ = [
     "by_pilot",
     "latest_by_site",
     "slot_from_ad",
+    "started_at",
 ]
 
 
@@ -51,6 +52,8 @@ class PilotSlot:
     seen_at: float
     retire_at: float | None = None
     attributes: Mapping[str, str] = field(default_factory=dict)
+    #: when the startd started (``DaemonStartTime``): when the pilot joined the pool
+    daemon_start: float | None = None
 
     def learned(self) -> dict[str, str]:
         """Attributes for a learned slot ad: totals as Cpus/Memory/GPUs (a slot ad is an empty pilot)."""
@@ -159,7 +162,13 @@ def slot_from_ad(ad: Any, now: float) -> PilotSlot | None:
         seen_at=_num(ad, "LastHeardFrom", now) or now,
         retire_at=retire,
         attributes=_AdAttributes(ad),
+        daemon_start=_num(ad, "DaemonStartTime") or None,
     )
+
+
+def started_at(slot: PilotSlot) -> float | None:
+    """When the pilot's startd started (its ad's ``DaemonStartTime``), if the ad says."""
+    return slot.daemon_start
 
 
 def by_pilot(slots: Iterable[PilotSlot]) -> dict[str, PilotSlot]:
