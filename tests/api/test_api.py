@@ -53,6 +53,10 @@ def test_pilots(client: TestClient) -> None:
     assert [p["pilot_id"] for p in client.get("/api/v1/pilots").json()] == ["a2"]
     every = client.get("/api/v1/pilots", params={"all": "true"}).json()
     assert {p["pilot_id"] for p in every} == {"a1", "a2", "a3", "b1", "b2"}  # not the other factory's o1
+    pages = [client.get("/api/v1/pilots", params={"all": "true", "limit": 2, "offset": o}).json() for o in (0, 2, 4)]
+    assert [len(p) for p in pages] == [2, 2, 1]  # paged, newest first, each pilot once
+    assert [p["pilot_id"] for page in pages for p in page] == [p["pilot_id"] for p in every]
+    assert client.get("/api/v1/pilots", params={"offset": -1}).status_code == 422
     failed = client.get("/api/v1/pilots", params=[("state", "failed"), ("site", "beta")]).json()
     assert [(p["pilot_id"], p["exit_code"]) for p in failed] == [("b2", 1)]
     a1 = client.get("/api/v1/pilots/a1").json()

@@ -217,6 +217,18 @@ def test_pilot_list_json(tmp_path: Path, extra: tuple[str, ...], pilots: set[str
         assert r["site"] == "one"
 
 
+def test_pilot_list_pages(tmp_path: Path) -> None:
+    config, url = small_config(tmp_path)
+    seed_ledger(url)
+    pages = []
+    for offset in ("0", "1", "2", "3"):
+        result = invoke("-c", str(config), "pilot", "list", "--all", "--json", "--limit", "1", "--offset", offset)
+        assert result.exit_code == 0, result.output
+        pages.append([r["pilot"] for r in json.loads(result.stdout)])
+    assert [len(p) for p in pages] == [1, 1, 1, 0] and {p[0] for p in pages[:3]} == {"one-p0", "one-p1", "one-p2"}
+    assert invoke("-c", str(config), "pilot", "list", "--offset", "-1").exit_code == 2
+
+
 def test_pilot_list_json_on_an_empty_ledger(tmp_path: Path) -> None:
     config, _url = small_config(tmp_path)
     result = invoke("-c", str(config), "pilot", "list", "--json")
