@@ -72,16 +72,25 @@ def test_factory_owned_slot_attributes_are_refused(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["START", "Start", "Requirements", "CampusFactorySite", "COLLECTOR_HOST", "SEC_TOKEN_DIRECTORY", "MEMORY"]
+    "name",
+    ["START", "Start", "Requirements", "CampusFactorySite", "COLLECTOR_HOST", "SEC_TOKEN_DIRECTORY", "MEMORY"],
 )
 def test_factory_owned_glidein_knobs_are_refused(name: str) -> None:
     refused({"pilot": {"extra_config": {name: "true"}}}, "written by the glidein itself", "pilot.extra_config")
+    # nor through a subsystem prefix, which HTCondor would prefer to the plain knob
+    refused({"pilot": {"extra_config": {f"STARTD.{name}": "true"}}}, "not an HTCondor configuration knob name")
 
 
 def test_other_knobs_and_attributes_are_accepted() -> None:
     cfg = parse_config(
         {
-            "pilot": {"extra_config": {"STARTD_DEBUG": "D_FULLDEBUG", "SEC_DEFAULT_ENCRYPTION": "REQUIRED"}},
+            "pilot": {
+                "extra_config": {
+                    "STARTD_DEBUG": "D_FULLDEBUG",
+                    "SEC_DEFAULT_ENCRYPTION": "REQUIRED",
+                    "STARTD_NOCLAIM_SHUTDOWN": "5",  # GLIDEIN_TUNABLE: the startd may leave sooner
+                }
+            },
             "sites": [site(slot={"attributes": {"HasCVMFS": True}, "expressions": {"IsGood": "Memory > 4000"}})],
         }
     )

@@ -137,7 +137,7 @@ def test_a_glidein_spec_built_in_code_is_checked_too(spec: dict[str, Any]) -> No
 
 def test_every_knob_the_glidein_writes_is_factory_owned() -> None:
     """FACTORY_OWNED_KNOBS covers the glidein's own lines, so extra_config can replace none."""
-    from campus_factory.config._grammar import FACTORY_OWNED_KNOBS
+    from campus_factory.config._grammar import FACTORY_OWNED_KNOBS, GLIDEIN_TUNABLE
 
     spec = GlideinSpec("cm:9618", "s", "f", "abc.def.ghi", 2, 100, gpus=1, ccb=True, fill_only=True)
     lines = glidein_payload(spec)
@@ -146,7 +146,8 @@ def test_every_knob_the_glidein_writes_is_factory_owned() -> None:
         line.strip().removeprefix('echo "') for line in lines if line.strip().startswith('echo "') and " = " in line
     ]
     names = {line.split(" = ", 1)[0].lower() for line in body + runtime if " = " in line and not line.startswith("#")}
-    assert names and names <= FACTORY_OWNED_KNOBS, names - FACTORY_OWNED_KNOBS
+    assert names and names <= FACTORY_OWNED_KNOBS | GLIDEIN_TUNABLE, names - FACTORY_OWNED_KNOBS - GLIDEIN_TUNABLE
+    assert not FACTORY_OWNED_KNOBS & GLIDEIN_TUNABLE
 
 
 @pytest.mark.parametrize("value", ["$(touch {s})", "`touch {s}`", '"; touch {s}; echo "', "$[", "${{x:-$(touch {s})}}"])

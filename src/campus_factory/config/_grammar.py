@@ -17,6 +17,7 @@ from typing import Any
 __all__ = [
     "FACTORY_OWNED_ATTRIBUTES",
     "FACTORY_OWNED_KNOBS",
+    "GLIDEIN_TUNABLE",
     "IDENTITY",
     "MAX_DURATION",
     "MAX_NUMBER",
@@ -93,7 +94,8 @@ FACTORY_OWNED_ATTRIBUTES = frozenset(
     )
 )
 #: knobs the glidein writes itself (besides the attributes above): pilot.extra_config may not
-#: replace them (tests/pilot/test_glidein.py checks that this covers every knob it writes)
+#: replace them (tests/pilot/test_glidein_injection.py checks that this and GLIDEIN_TUNABLE cover
+#: every knob it writes)
 FACTORY_OWNED_KNOBS = FACTORY_OWNED_ATTRIBUTES | frozenset(
     n.lower()
     for n in (
@@ -114,7 +116,6 @@ FACTORY_OWNED_KNOBS = FACTORY_OWNED_ATTRIBUTES | frozenset(
         "NUM_SLOTS_TYPE_1",
         "SLOT_TYPE_1",
         "SLOT_TYPE_1_PARTITIONABLE",
-        "STARTD_NOCLAIM_SHUTDOWN",
         "UPDATE_INTERVAL",
         "STARTER_UPDATE_INTERVAL",
         "CCB_ADDRESS",
@@ -135,6 +136,13 @@ FACTORY_OWNED_KNOBS = FACTORY_OWNED_ATTRIBUTES | frozenset(
         "HasSingularity",
     )
 )
+
+
+#: the one knob the glidein writes that pilot.extra_config may replace: how long its startd waits
+#: unclaimed before it leaves (default: the site's idle_timeout). A shorter wait only makes the
+#: pilot leave sooner (e.g. before the factory would cancel it); it changes nothing of what runs
+#: on it or where it reports.
+GLIDEIN_TUNABLE = frozenset({"startd_noclaim_shutdown"})
 
 
 def fullmatch(pattern: re.Pattern[str], text: object) -> bool:
