@@ -3,6 +3,7 @@ started and left running, and nothing that was running before the baseline."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -53,7 +54,7 @@ def test_the_run_marker_catches_what_has_no_service_name(tmp_path: Path) -> None
         assert proc.pid not in pids(leftovers(set(), "another-run"))
         # the command line: exit 1 and name the process, within the grace period
         out = subprocess.run(
-            [sys.executable, str(SCRIPT), "check", str(base), "--run", "run-42", "--grace", "0"],
+            [sys.executable, str(SCRIPT), "check", str(base), "--run", "run-42", "--grace", "0", "--names", "warn"],
             capture_output=True,
             text=True,
             timeout=60,
@@ -62,3 +63,18 @@ def test_the_run_marker_catches_what_has_no_service_name(tmp_path: Path) -> None
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_by_name_only_fails_under_names_fail(sleeper: subprocess.Popen[bytes], tmp_path: Path) -> None:
+    """A service-named process without the run's marker: listed, counted only with --names fail."""
+    base = tmp_path / "baseline.json"
+    base.write_text(json.dumps(sorted(p.key for p in snapshot() if p.pid != sleeper.pid)))
+
+    def check(names: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, str(SCRIPT), "check", str(base), "--run", "r", "--grace", "0", "--names", names]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+    strict = check("fail")
+    assert strict.returncode == 1 and f"pid {sleeper.pid} " in strict.stderr
+    lax = check("warn")
+    assert f"pid {sleeper.pid} " in lax.stderr and "without this run's marker" in lax.stderr

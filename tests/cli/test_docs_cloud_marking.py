@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from campus_factory.cli.main import cli
 from campus_factory.config import parse_config
+from campus_factory.pilot.glidein import GlideinSpec, glidein_payload
 from campus_factory.planner.inputs import slot_policy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,3 +44,30 @@ def test_a_site_marked_as_cloud_takes_cloud_only_jobs(doc: str, tmp_path: Path) 
     assert result.exit_code == 0, result.output
     match = {g["group"]: {s["site"]: s["match"] for s in g["sites"]} for g in json.loads(result.output)}
     assert match == {"cloudy": {site["name"]: "yes"}, "earthly": {site["name"]: "no: job Requirements"}}
+
+
+@pytest.mark.parametrize("doc", ["routes.md", "providers/local.md"])
+def test_the_glidein_of_a_site_marked_as_cloud_advertises_it(doc: str) -> None:
+    site = parse_config({"sites": tomllib.loads(snippet(doc))["sites"]}).sites[0]
+    attributes = dict(slot_policy(site).attributes)
+    spec = GlideinSpec("cm.example.edu:9618", site.name, "campus", "tok", 1, 100, attributes=attributes)
+    lines = "\n".join(glidein_payload(spec))
+    assert "IsCloudNode = true" in lines and "IsCloudNode = False" not in lines
+
+
+def test_a_cloud_sites_glidein_says_so_and_may_be_overridden() -> None:
+    for declared, expected in (({}, "true"), ({"IsCloudNode": False}, "false")):
+        cloud = {"name": "c", "provider": "ec2", "slot": {"attributes": declared}, "cloud": {"image": "ami-1"}}
+        site = parse_config({"sites": [cloud]}).sites[0]
+        spec = GlideinSpec(
+            "cm.example.edu:9618",
+            "c",
+            "campus",
+            "tok",
+            1,
+            100,
+            is_cloud=True,
+            attributes=dict(slot_policy(site).attributes),
+        )
+        lines = [ln for ln in glidein_payload(spec) if ln.startswith("IsCloudNode")]
+        assert lines == [f"IsCloudNode = {expected}"], lines

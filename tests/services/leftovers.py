@@ -11,6 +11,10 @@ carries ``CF_TEST_RUN=<id>`` in its environment (every process pytest starts inh
 daemons that left its session). Processes that were already there, such as the host's own sshd,
 are never reported. ``check`` polls up to ``--grace`` seconds (daemons take a moment to exit),
 then prints each process left with why it counts, and exits 1.
+
+A process found by its program alone, without this run's marker, may belong to something else
+started beside the suite on a shared machine: ``--names fail`` (the default under CI=true, a
+fresh machine) fails on those too, ``--names warn`` (the default elsewhere) only lists them.
 """
 
 from __future__ import annotations
@@ -137,22 +141,42 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("file", type=Path)
     ap.add_argument("--run", default=os.environ.get("CF_TEST_RUN"), help="the run id given to pytest as CF_TEST_RUN")
     ap.add_argument("--grace", type=float, default=30.0, help="seconds to wait for processes that are exiting")
+    in_ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+    ap.add_argument(
+        "--names",
+        choices=["fail", "warn"],
+        default="fail" if in_ci else "warn",
+        help="found by program only, without the run's marker (default: fail under CI=true, else warn)",
+    )
     args = ap.parse_args(argv)
     if args.action == "baseline":
         args.file.write_text(json.dumps(sorted(p.key for p in snapshot())))
         return 0
     baseline = set(json.loads(args.file.read_text()))
+
+    def failing(found: list[tuple[Proc, str]]) -> list[tuple[Proc, str]]:
+        return [f for f in found if args.names == "fail" or (args.run and f[0].env_run == args.run)]
+
     deadline = time.monotonic() + args.grace
     found = leftovers(baseline, args.run)
-    while found and time.monotonic() < deadline:
+    while failing(found) and time.monotonic() < deadline:
         time.sleep(1)
         found = leftovers(baseline, args.run)
-    if not found:
+    bad = failing(found)
+    others = [f for f in found if f not in bad]
+    if others:
+        print(
+            f"leftovers: {len(others)} process(es) with a service's name but without this run's marker", file=sys.stderr
+        )
+        print("(started beside the suite? not counted; --names fail counts them):", file=sys.stderr)
+        for proc, why in sorted(others, key=lambda f: f[0].pid):
+            print(f"  pid {proc.pid} user {_user(proc.uid)}: {why}: {proc.cmdline[:160]}", file=sys.stderr)
+    if not bad:
         print("leftovers: no process of the test suite is left running")
         return 0
-    print(f"leftovers: {len(found)} process(es) the test suite started are still running", file=sys.stderr)
+    print(f"leftovers: {len(bad)} process(es) the test suite started are still running", file=sys.stderr)
     print("(not there when the suite began; each service's fixture must stop what it started):", file=sys.stderr)
-    for proc, why in sorted(found, key=lambda f: f[0].pid):
+    for proc, why in sorted(bad, key=lambda f: f[0].pid):
         print(f"  pid {proc.pid} user {_user(proc.uid)}: {why}: {proc.cmdline[:160]}", file=sys.stderr)
     return 1
 

@@ -15,6 +15,7 @@ set -euo pipefail
 SLOTS=${SLOTS:-4}
 STATE=${STATE:-}
 READY_TIMEOUT=${READY_TIMEOUT:-180}
+QUEUE_TIMEOUT=${QUEUE_TIMEOUT:-$READY_TIMEOUT}   # the last wait: all.q ready (0: fail there, for tests)
 H=$(hostname)
 HERE=$(cd "$(dirname "$0")" && pwd)
 [ -z "$STATE" ] || mkdir -p "$STATE"
@@ -137,7 +138,7 @@ if ! pgrep -x sge_execd >/dev/null; then
   record sge_execd
 fi
 st=""
-end=$((SECONDS + READY_TIMEOUT))
+end=$((SECONDS + QUEUE_TIMEOUT))
 while [ $SECONDS -lt $end ]; do
   st=$(qstat -f -q "all.q@$H" 2>/dev/null | awk -v q="all.q@$H" '$1==q{print ($6==""?"ok":$6)}')
   [ "$st" = ok ] && break
@@ -146,5 +147,5 @@ while [ $SECONDS -lt $end ]; do
 done
 qmod -c all.q >/dev/null 2>&1 || true
 qstat -f
-[ "$st" = ok ] || { echo "queue all.q@$H not ready after $READY_TIMEOUT s (state '$st')" >&2; exit 1; }
+[ "$st" = ok ] || { echo "queue all.q@$H not ready after $QUEUE_TIMEOUT s (state '$st')" >&2; exit 1; }
 echo "SGE up in $(awk "BEGIN{print $(date +%s.%N)-$t0}") s"

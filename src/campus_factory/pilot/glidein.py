@@ -91,11 +91,12 @@ def _static_config(spec: GlideinSpec) -> list[str]:
         "CampusFactoryName": _classad_string(spec.factory),
         "IsCloudNode": "True" if spec.is_cloud else "False",
     }
-    own = {n.lower() for n in attrs} | {"start", "requirements", "cf_site_start"}
+    # IsCloudNode is only a default (by provider): the site's slot ad may declare it (routes.md)
+    own = {"campusfactorysite", "campusfactoryname", "start", "requirements", "cf_site_start"}
     for name, expr in spec.attributes.items():
         if check_attribute_name(name).lower() in own:
             raise UnsafeValueError(f"slot attribute {name!r} is set by the factory itself")
-        attrs[name] = check_config_value(expr)
+        attrs["IsCloudNode" if name.lower() == "iscloudnode" else name] = check_config_value(expr)
     # a pilot sized for one job runs only jobs that take the cores it asked for (the requested
     # size, not TotalSlotCpus: a scheduler may grant more, e.g. a whole core of two threads)
     fill = f" && (TARGET.RequestCpus >= {int(spec.cpus)})" if spec.fill_only else ""
