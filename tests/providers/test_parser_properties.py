@@ -12,7 +12,7 @@ import json
 from xml.sax.saxutils import escape
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from tests.providers.test_batch_boundaries import KINDS, Replay, make
 
@@ -32,8 +32,12 @@ FIELD = st.one_of(WORDS, st.text(max_size=12), st.integers(-(2**70), 2**70).map(
 
 
 def lines(sep: str, n: int) -> st.SearchStrategy[str]:
-    line = st.lists(FIELD, min_size=1, max_size=n + 1).map(lambda fs: sep.join(f.replace("\n", " ") for f in fs))
-    return st.lists(st.one_of(line, st.text(max_size=40)), max_size=8).map("\n".join)
+    def joined(fields: list[str]) -> str:
+        return sep.join(f.replace("\n", " ") for f in fields)
+
+    exact = st.lists(FIELD, min_size=n, max_size=n).map(joined)  # the right shape, any values
+    line = st.lists(FIELD, min_size=1, max_size=n + 1).map(joined)
+    return st.lists(st.one_of(exact, exact, line, st.text(max_size=40)), max_size=8).map("\n".join)
 
 
 def checked(statuses: list[JobStatus]) -> None:
@@ -47,17 +51,19 @@ def value_or_value_error(parse, text: str) -> None:
     try:
         out = parse(text)
     except ValueError:
+        event("refused: ValueError")
         return
+    event("read: jobs" if out else "read: no job")
     checked(out)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=st.one_of(lines("|", 5), st.text(max_size=200)))
 def test_squeue_listing(text: str) -> None:
     value_or_value_error(parse_squeue, text)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=st.one_of(lines("|", 4), st.text(max_size=200)))
 def test_sacct_listing(text: str) -> None:
     value_or_value_error(parse_sacct, text)
@@ -76,7 +82,7 @@ QSTAT_XML = st.lists(JOB_XML, max_size=5).map(lambda js: f"<?xml version='1.0'?>
 NESTED_XML = st.integers(1, 5000).map(lambda n: "<a>" * n + "</a>" * n)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=st.one_of(QSTAT_XML, NESTED_XML, st.text(max_size=200)))
 def test_qstat_xml_listing(text: str) -> None:
     value_or_value_error(parse_qstat_xml, text)
@@ -88,7 +94,7 @@ QACCT = st.lists(st.lists(QACCT_LINE, max_size=6), max_size=4).map(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=st.one_of(QACCT, st.text(max_size=200)))
 def test_qacct_records(text: str) -> None:
     value_or_value_error(parse_qacct, text)
@@ -108,20 +114,24 @@ PBS_JSON = st.one_of(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=PBS_JSON)
 def test_pbs_json_listing(text: str) -> None:
     value_or_value_error(parse_qstat_json, text)
 
 
+PBS_ATTR = st.tuples(st.one_of(st.sampled_from(["job_state", "Job_Name", "exit_status", "array_index"]), FIELD), FIELD)
 PBS_TEXT = st.lists(
-    st.one_of(FIELD.map(lambda f: f"Job Id: {f}"), st.tuples(FIELD, FIELD).map(lambda kv: f"    {kv[0]} = {kv[1]}")),
+    st.one_of(FIELD.map(lambda f: f"Job Id: {f}"), PBS_ATTR.map(lambda kv: f"    {kv[0]} = {kv[1]}")),
     max_size=8,
 ).map("\n".join)
+PBS_JOBS = st.lists(st.tuples(FIELD, st.lists(PBS_ATTR, max_size=4)), max_size=4).map(
+    lambda jobs: "\n".join(f"Job Id: {j}\n" + "\n".join(f"    {k} = {v}" for k, v in a) for j, a in jobs)
+)
 
 
-@settings(max_examples=200, deadline=None)
-@given(text=st.one_of(PBS_TEXT, st.text(max_size=200)))
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.one_of(PBS_JOBS, PBS_TEXT, st.text(max_size=200)))
 def test_pbs_text_listing(text: str) -> None:
     value_or_value_error(parse_qstat_full, text)
 
@@ -131,13 +141,13 @@ LSF_JSON = st.one_of(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=st.one_of(lines("|", 5), LSF_JSON, st.text(max_size=200)))
 def test_lsf_listing(text: str) -> None:
     value_or_value_error(parse_bjobs, text)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(kind=st.sampled_from(KINDS), out=st.one_of(st.text(max_size=300), PBS_JSON, QSTAT_XML, lines("|", 5)))
 def test_any_queue_answer_is_an_observation_or_a_provider_error(kind: str, out: str) -> None:
     """Through the provider: every command answers ``out`` (queue listing and accounting alike)."""
@@ -147,7 +157,9 @@ def test_any_queue_answer_is_an_observation_or_a_provider_error(kind: str, out: 
     try:
         obs = asyncio.run(p.observe(["1", "2"], "cf-campus-"))
     except ProviderError:
+        event("refused: ProviderError")
         return
+    event("read: an observation")
     assert set(obs.statuses) == {"1", "2"}
     assert all(p.valid_id(s.job_id) for s in obs.tagged)
 

@@ -124,7 +124,7 @@ def _state(native: str) -> tuple[str, JobState]:
 
 def _index(text: str) -> int | None:
     text = text.strip()
-    return int(text) if text.isdigit() else None
+    return int(text) if re.fullmatch(r"[0-9]{1,9}", text) else None
 
 
 def slurm_time(text: str) -> float | None:
@@ -201,7 +201,7 @@ def parse_sacct(stdout: str) -> list[JobStatus]:
         code: int | None = None
         if ":" in exit_code:
             rc, sig = exit_code.split(":", 1)
-            if rc.isdigit() and sig.isdigit():
+            if re.fullmatch(r"[0-9]{1,9}", rc) and re.fullmatch(r"[0-9]{1,9}", sig):
                 code = int(rc) if int(sig) == 0 else 128 + int(sig)
         index = _index(job_id.split("_", 1)[1]) if "_" in job_id else None
         out.append(
