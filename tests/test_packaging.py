@@ -92,10 +92,20 @@ def test_wheel_installs_into_a_fresh_environment(wheel: Path, tmp_path: Path) ->
         assert command in help_text.stdout
     check = run("config", "check", str(PACKAGING / "etc" / "campus-factory" / "campus.toml"))
     assert check.returncode == 0 and check.stdout.startswith("OK"), check.stderr
-    # the migrations ship in the wheel: a new ledger is created and migrated, and a dry run plans
-    cfg = str(PACKAGING / "etc" / "campus-factory" / "campus.toml")
+    # a dry run plans and writes nothing; then the migrations ship in the wheel: the first write
+    # (a site override) creates and migrates a new ledger, and the report reads it
+    shipped = (PACKAGING / "etc" / "campus-factory" / "campus.toml").read_text()
+    ledger = tmp_path / "ledger.sqlite"
+    assert "sqlite:////var/lib/campus-factory/ledger.sqlite" in shipped
+    cfg_file = tmp_path / "campus.toml"
+    cfg_file.write_text(shipped.replace("sqlite:////var/lib/campus-factory/ledger.sqlite", f"sqlite:///{ledger}"))
+    cfg = str(cfg_file)
     demand = str(ROOT / "examples" / "demand-snapshot.json")
-    plan = run("-c", cfg, "factory", "run", "--once", "--dry-run", "--demand-file", demand, "--ledger",
-               f"sqlite:///{tmp_path}/ledger.sqlite")  # fmt: skip
+    plan = run("-c", cfg, "factory", "run", "--once", "--dry-run", "--demand-file", demand)
     assert plan.returncode == 0, plan.stderr
-    assert "dry run" in plan.stdout and (tmp_path / "ledger.sqlite").exists()
+    assert "dry run" in plan.stdout and not ledger.exists()
+    scale = run("-c", cfg, "site", "scale", "alpha", "--max", "3")
+    assert scale.returncode == 0 and "max 3" in scale.stdout, scale.stderr
+    assert ledger.exists()
+    report = run("-c", cfg, "report", "--format", "json")
+    assert report.returncode == 0, report.stderr
