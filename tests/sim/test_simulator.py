@@ -75,6 +75,15 @@ def test_every_job_that_matches_a_site_completes_and_the_others_never_start(ours
     assert all(j.end_at is not None and j.end_at >= j.submit_at + j.spec.runtime_s for j in ours.jobs if j.first_start)
 
 
+@pytest.mark.parametrize("policy", ["original", "cobald"])
+def test_the_baselines_whole_slot_glideins_run_jobs_of_any_size_at_a_fit_site(policy: str) -> None:
+    jobs = [j for j in WORKLOAD[:120] if "HasMagicLicense" not in j.requirements and not j.gpus]
+    result = run(policy, jobs, drain_hours=3.0)
+    assert result.scenario.config.site("hpc").sizing == "fit"
+    s = summarize(result)
+    assert s["jobs_completed"] == len(jobs) - s["jobs_matching_no_site"] > 100
+
+
 def test_pilot_resources_are_never_overcommitted(ours: SimResult) -> None:
     cores = {s.name: s.slot.cpus for s in ours.scenario.config.sites}
     memory = {s.name: s.slot.memory_mb for s in ours.scenario.config.sites}

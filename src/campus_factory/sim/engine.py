@@ -25,7 +25,7 @@ from ..config import Config
 from ..ledger import Ledger
 from ..providers.fake import FakeJob
 from .loop import Clock, SimFactory
-from .policies import Policy
+from .policies import PlannerPolicy, Policy
 from .pool import JobRun, SimJob, SimPilot, SimPool
 from .sites import SimSite, SiteModel
 from .workloads import JobSpec
@@ -143,6 +143,7 @@ class Simulation:
             schedule=self.schedule,
             on_exit=self._startd_left,
             retire_margin_s=cfg.pilot.retire_margin,
+            fill_only=isinstance(policy, PlannerPolicy),  # the baselines start plain whole-slot glideins
         )
         self.sites = {
             s.name: SimSite(s, scenario.models.get(s.name, SiteModel()), clock=self.clock, events=self, seed=st.seed)

@@ -13,7 +13,7 @@ simplification). A negotiation runs every ``negotiator_interval`` when something
 finishing job's claim is reused at once for the next idle job of its group (claim reuse).
 
 A pilot of a site sizing pilots to demand (``sizing = "fit"``) takes only jobs of at least its
-cores, as its glidein's START says (the slot ad, the largest pilot, has no such clause). A pilot
+cores, as the factory's glidein START says (not the baselines' whole-slot glideins) (the slot ad, the largest pilot, has no such clause). A pilot
 stops accepting jobs at its retire time (walltime end minus the pilot retire margin) and its
 startd leaves when idle that long and drained, or after ``idle_timeout`` without a job.
 """
@@ -117,8 +117,11 @@ class SimPool:
         schedule: Schedule,
         on_exit: Callable[[SimPilot], None],
         retire_margin_s: float = 600.0,
+        fill_only: bool = True,
     ) -> None:
         self.sites = {s.name: s for s in sites}
+        #: whether pilots of fit sites carry the factory's START clause (the baselines' glideins do not)
+        self.fill_only = fill_only
         self.clock = clock
         self.schedule = schedule
         self.on_exit = on_exit
@@ -226,7 +229,7 @@ class SimPool:
         now = self.clock()
         retire = max(now, end_at - self.retire_margin_s)
         p = SimPilot(pilot_id, site, job_id, cpus, memory, disk, gpus, now, retire)
-        p.fill_only = self.sites[site].sizing == "fit"
+        p.fill_only = self.fill_only and self.sites[site].sizing == "fit"
         p.free_cpus, p.free_memory_mb, p.free_disk_mb, p.free_gpus = cpus, memory, disk, gpus
         self.pilots[pilot_id] = p
         self.busy_core_s.setdefault(pilot_id, 0.0)

@@ -1,0 +1,57 @@
+"""Idle time from the last job's end, against a real personal pool (marker `htcondor`).
+
+A glidein joins, runs one job longer than its site's idle timeout, and the job ends: the
+factory must not take the pilot's time since joining for idleness (it once cancelled pilots
+8-34 s after their last job with ``idle_timeout = 60 s``); it keeps the pilot until the idle
+timeout has passed since the job's end, and then the pilot leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from tests.pilot.test_glidein_pool import cycles, glidein_config, job_field, pool_env, submit
+
+from campus_factory.ledger import PilotState
+from campus_factory.loop.assemble import build_factory
+
+pytestmark = pytest.mark.htcondor
+__all__ = ["pool_env"]  # the fixture, shared with test_glidein_pool
+
+IDLE_TIMEOUT = 60
+
+
+def test_a_glidein_is_kept_idle_timeout_after_its_last_job_not_after_joining(pool_env, tmp_path: Path) -> None:
+    pool = pool_env
+    tag = "it" + uuid.uuid4().hex[:6]
+    cfg = glidein_config(pool, tmp_path, tag, "local")
+    site = cfg.sites[0].model_copy(update={"idle_timeout": float(IDLE_TIMEOUT)})
+    f = build_factory(cfg.model_copy(update={"sites": (site,)}))
+    job = submit(pool, tag, IDLE_TIMEOUT + 15)  # busy for longer than the idle timeout
+    try:
+        assert cycles(f, lambda: job_field(pool, job, "JobStatus") == "4", 300), "the job never completed"
+        ended = float(job_field(pool, job, "CompletionDate"))
+        pilots = [p for p in f.ledger.pilots(factory=tag) if p.joined_at is not None]
+        assert pilots, "no pilot joined"
+        (pilot,) = pilots
+        assert ended - pilot.joined_at >= IDLE_TIMEOUT  # joined longer ago than the idle timeout
+        # for half the idle timeout after the job's end the factory keeps the pilot
+        while time.time() < ended + IDLE_TIMEOUT / 2:
+            asyncio.run(f.run_once())
+            record = f.ledger.pilot(pilot.pilot_id)
+            assert record is not None and record.state is PilotState.JOINED, (
+                record,
+                f.ledger.transitions(pilot.pilot_id),
+            )
+            time.sleep(1)
+        # then it leaves: by itself (STARTD_NOCLAIM_SHUTDOWN) or cancelled by the factory
+        assert cycles(f, lambda: not f.ledger.live_pilots(tag), 180), "the idle pilot never left"
+        for t in f.ledger.transitions(pilot.pilot_id):
+            if t.detail.startswith("idle for"):  # the factory's cancel, if it came first
+                assert t.at >= ended + IDLE_TIMEOUT - 5, (t, ended)
+    finally:
+        pool.run("condor_rm", job, check=False)
