@@ -14,8 +14,9 @@ finishing job's claim is reused at once for the next idle job of its group (clai
 
 A pilot of a site sizing pilots to demand (``sizing = "fit"``) takes only jobs of at least its
 cores, as the factory's glidein START says (the slot ad, the largest pilot, has no such clause;
-the baselines' whole-slot glideins have none either: ``fill_only=False``). A pilot stops accepting jobs at its retire time (walltime end minus the pilot retire margin) and its
-startd leaves when idle that long and drained, or after ``idle_timeout`` without a job.
+the baselines' whole-slot glideins have none either: ``fill_only=False``). A pilot stops
+accepting jobs at its retire time (walltime end minus the pilot retire margin) and its startd
+leaves when idle that long and drained, or after ``idle_timeout`` without a job.
 """
 
 from __future__ import annotations
