@@ -134,7 +134,8 @@ def test_ours_wastes_less_than_the_original_rule(ours: SimResult) -> None:
     original = summarize(run("original", drain_hours=2.0))
     mine = summarize(ours)
     assert mine["wasted_core_h"] < original["wasted_core_h"]
-    assert mine["pilots"] < original["pilots"]
+    # ours starts more, smaller pilots (sized to their jobs) and buys fewer core-hours for the same jobs
+    assert mine["delivered_core_h"] < original["delivered_core_h"]
 
 
 class Events:
