@@ -97,3 +97,16 @@ def test_health_learns_the_latency_to_joining_the_pool() -> None:
     ]
     h = site_health(history, NOW, HealthSettings())
     assert h.join_latency_s == 200 and h.latency_samples == 3 and h.start_latency_s == 60
+
+
+def test_plan_explain_shows_the_learned_latency_and_the_buffer_per_group() -> None:
+    from campus_factory.planner import group_explanation
+    from campus_factory.planner.explain import render_group_explanation
+
+    sites = [S("campus", health=slow(180))]
+    g = G("a", 10, arrivals_per_hour=120)
+    data = group_explanation(plan([g], sites, [], NOW), g, sites)
+    assert data["buffer"] == 6
+    (row,) = data["sites"]
+    assert row["start"].startswith("start latency 180 s (median from submission to joining, 10 recent pilot(s))")
+    assert "a new pilot is expected to join in 180 s" in render_group_explanation(data)

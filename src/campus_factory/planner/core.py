@@ -229,6 +229,8 @@ def _site_plan(st: SiteState, now: float) -> SitePlan:
         bins.jobs,
         health,
         sizes,
+        st.expected,
+        latency_note(spec, st.expected),
     )
 
 

@@ -59,6 +59,7 @@ def group_explanation(
             "match": "yes" if outcome.ok else f"no: {outcome.failed}",
             "failed": [],
             "capacity": f"{sp.supply} pilot(s) there, {sp.jobs} job(s) placed in all",
+            "start": sp.start_note,
             "limit": bound.get(s.name),
             "site_bound_by": sp.bound_by,
             "jobs": 0,
@@ -82,6 +83,7 @@ def group_explanation(
         "request": {"cpus": group.cpus, "memory_mb": group.memory_mb, "disk_mb": group.disk_mb, "gpus": group.gpus},
         "requirements": group.requirements,
         "decision": decision.reason,
+        "buffer": decision.buffer,
         "held_back": decision.held_back,
         "bound_by": list(decision.bound_by),
         "sites": rows,
@@ -106,6 +108,8 @@ def render_group_explanation(data: dict[str, Any]) -> str:
             lines.append(f"      false: [{f['side']}] {f['clause']}{value}")
         if r["match"] == "yes":
             lines.append(f"      capacity: {r['capacity']}")
+            if r.get("start"):
+                lines.append(f"      start: {r['start']}")
             lines.append(
                 f"      planned: {r['jobs']} job(s), {r['into_existing']} into existing pilots, "
                 f"{r['new_pilots']} new pilot(s)"

@@ -192,6 +192,8 @@ class SitePlan:
     jobs: int = 0
     health: str = "ok"
     sizes: tuple[PilotSize, ...] = ()
+    expected_start_s: float = 0.0  # until a pilot submitted now joins (learned latency, congestion)
+    start_note: str = ""  # the learned start latency behind it, for explain
 
     def pilot_sizes(self, slot: tuple[int, int, int, int]) -> tuple[PilotSize, ...]:
         """The ``submit`` new pilots by size: ``sizes`` cut to ``submit`` (a spend ceiling may have
