@@ -104,3 +104,13 @@ def test_the_whole_slot_what_if_is_the_demo_campus_with_fixed_pilots() -> None:
         assert after["slot"]["sizing"] == "fixed" and "sizing" not in before["slot"]
         assert after["limits"] == before["limits"]
     assert load_scenario(ROOT / "examples/demo/whatif-whole-slot.toml").config.site("hpc").sizing == "fixed"
+
+
+def test_the_two_more_workloads_of_the_benchmarks_load_with_their_shapes() -> None:
+    from campus_factory.sim.workloads import load_workload
+
+    short = load_workload(ROOT / "examples/demo/short-singles.csv")
+    heavy = load_workload(ROOT / "examples/demo/heavy-tail-mix.csv")
+    assert len(short) == 4000 and {j.cpus for j in short} == {1}
+    assert len(heavy) == 1500 and {1, 4, 8} <= {j.cpus for j in heavy}
+    assert max(j.runtime_s for j in heavy) > 6 * 3600  # a heavy tail, beyond a campus pilot's walltime
