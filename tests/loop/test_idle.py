@@ -38,10 +38,15 @@ def test_the_tracker_notes_the_first_idle_look_after_a_busy_one() -> None:
     idle.observe({"p1": free}, 220.0)
     idle.observe({"p1": free}, 280.0)
     assert idle.idle_since("p1") == 220.0  # the first look without a job, not the later ones
-    (view,) = idle.apply([PilotView("p1", "a", "joined", 10.0)])
+    (view,) = idle.apply([PilotView("p1", "a", "joined", 10.0)], 290.0)
     assert view.idle_since == 220.0
-    idle.observe({}, 340.0)  # gone from the pool: forgotten
-    assert idle.idle_since("p1") is None
+    idle.observe({"p1": busy}, 300.0)
+    idle.observe({}, 340.0)  # missed by a look (its ad late): idle from that look, not forgotten
+    assert idle.idle_since("p1") == 340.0
+    idle.observe({"p1": busy}, 400.0)
+    (view,) = idle.apply([PilotView("p1", "a", "joined", 10.0)], 460.0)  # the pool unread: busy unknown
+    assert view.idle_since == 460.0  # at the earliest now, never its joining
+    assert idle.apply([], 470.0) == [] and idle.idle_since("p1") is None  # no longer live: forgotten
 
 
 def test_a_pilot_is_cancelled_idle_timeout_after_its_last_job_not_after_joining(tmp_path: Path) -> None:
@@ -83,6 +88,56 @@ def test_a_pilot_is_cancelled_idle_timeout_after_its_last_job_not_after_joining(
     assert r.plan is not None and r.plan.site("a").cancel == ()
     clock.t += 60
     r = asyncio.run(f.run_once())  # idle for 120 s: cancelled
+    assert r.plan is not None
+    (cancel,) = r.plan.site("a").cancel
+    assert cancel.pilot_id == p.pilot_id and cancel.reason == "idle for 120 s >= idle_timeout"
+
+
+def test_a_busy_pilot_missed_by_a_look_or_an_unread_pool_is_not_idle_since_joining(tmp_path: Path) -> None:
+    clock = Clock()
+    cfg = parse_config(
+        {
+            "factory": {"name": "idle", "ledger_url": f"sqlite:///{tmp_path}/l.sqlite"},
+            "sites": [
+                {
+                    "name": "a",
+                    "provider": "fake",
+                    "idle_timeout": 120,
+                    "slot": {"cpus": 1, "memory_mb": 2000, "sizing": "fixed"},
+                }
+            ],
+        }
+    )
+    demand = StaticDemand()
+    demand.groups = [JobGroup("g", 1, cpus=1, memory_mb=1000, disk_mb=0)]
+    pool = FakePool([])
+    f = Factory(cfg, Ledger.open(cfg.factory.ledger_url), demand, {"a": FakeProvider("a", clock=clock)}, clock=clock)
+    f.pool = pool
+    asyncio.run(f.run_once())
+    (p,) = f.ledger.live_pilots("idle")
+    busy = [pilot_ad("a", p.pilot_id, cpus=1, memory_mb=2000, used_cpus=1, factory="idle")]
+    pool.ads, demand.groups = busy, []
+    for _ in range(4):  # joined and busy, long past the idle timeout since joining
+        clock.t += 60
+        asyncio.run(f.run_once())
+    pool.ads = []  # one look misses its ad (a loaded collector)
+    clock.t += 60
+    r = asyncio.run(f.run_once())
+    assert r.plan is not None and r.plan.site("a").cancel == ()
+    pool.ads = busy
+    clock.t += 60
+    asyncio.run(f.run_once())
+    pool.fail = "collector timed out"  # the pool cannot be read at all
+    clock.t += 60
+    r = asyncio.run(f.run_once())
+    assert r.plan is not None and r.plan.site("a").cancel == ()
+    assert f.ledger.pilot(p.pilot_id).state.value == "joined"
+    pool.fail, pool.ads = None, [pilot_ad("a", p.pilot_id, cpus=1, memory_mb=2000, factory="idle")]
+    clock.t += 60
+    r = asyncio.run(f.run_once())  # its job ended: idle from now, still kept
+    assert r.plan is not None and r.plan.site("a").cancel == ()
+    clock.t += 120
+    r = asyncio.run(f.run_once())  # idle for the idle timeout after its job: cancelled
     assert r.plan is not None
     (cancel,) = r.plan.site("a").cancel
     assert cancel.pilot_id == p.pilot_id and cancel.reason == "idle for 120 s >= idle_timeout"

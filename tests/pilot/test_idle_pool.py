@@ -25,6 +25,23 @@ __all__ = ["pool_env"]  # the fixture, shared with test_glidein_pool
 IDLE_TIMEOUT = 60
 
 
+def history(f, pilot_id: str, pool, job: str) -> str:
+    """The pilot's transitions and its job's times, readable in a failure message."""
+    record = f.ledger.pilot(pilot_id)
+    origin = record.created_at if record is not None else 0.0
+    rows = [
+        f"  +{t.at - origin:7.1f} s  {t.from_state.value if t.from_state else '-':>8} -> "
+        f"{t.to_state.value:<8} {t.event:<10} {t.detail!r}"
+        for t in f.ledger.transitions(pilot_id)
+    ]
+    times = {a: job_field(pool, job, a) for a in ("JobStartDate", "JobCurrentStartDate", "CompletionDate")}
+    rel = {a: (f"+{float(v) - origin:.1f} s" if v.replace(".", "", 1).isdigit() else v) for a, v in times.items()}
+    state = record.state.value if record is not None else None
+    joined = f"+{record.joined_at - origin:.1f} s" if record and record.joined_at else None
+    head = f"pilot {pilot_id} ({state}, joined {joined}; times from its creation); job {job}: {rel}"
+    return "\n".join([head, *rows])
+
+
 def test_a_glidein_is_kept_idle_timeout_after_its_last_job_not_after_joining(pool_env, tmp_path: Path) -> None:
     pool = pool_env
     tag = "it" + uuid.uuid4().hex[:6]
@@ -38,20 +55,18 @@ def test_a_glidein_is_kept_idle_timeout_after_its_last_job_not_after_joining(poo
         pilots = [p for p in f.ledger.pilots(factory=tag) if p.joined_at is not None]
         assert pilots, "no pilot joined"
         (pilot,) = pilots
-        assert ended - pilot.joined_at >= IDLE_TIMEOUT  # joined longer ago than the idle timeout
+        # joined longer ago than the idle timeout
+        assert ended - pilot.joined_at >= IDLE_TIMEOUT, history(f, pilot.pilot_id, pool, job)
         # for half the idle timeout after the job's end the factory keeps the pilot
         while time.time() < ended + IDLE_TIMEOUT / 2:
             asyncio.run(f.run_once())
             record = f.ledger.pilot(pilot.pilot_id)
-            assert record is not None and record.state is PilotState.JOINED, (
-                record,
-                f.ledger.transitions(pilot.pilot_id),
-            )
+            assert record is not None and record.state is PilotState.JOINED, history(f, pilot.pilot_id, pool, job)
             time.sleep(1)
         # then it leaves: by itself (STARTD_NOCLAIM_SHUTDOWN) or cancelled by the factory
         assert cycles(f, lambda: not f.ledger.live_pilots(tag), 180), "the idle pilot never left"
         for t in f.ledger.transitions(pilot.pilot_id):
             if t.detail.startswith("idle for"):  # the factory's cancel, if it came first
-                assert t.at >= ended + IDLE_TIMEOUT - 5, (t, ended)
+                assert t.at >= ended + IDLE_TIMEOUT - 5, history(f, pilot.pilot_id, pool, job)
     finally:
         pool.run("condor_rm", job, check=False)

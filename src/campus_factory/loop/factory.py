@@ -346,7 +346,7 @@ class Factory:
         if self.offline is not None:
             report.errors += await publish_site_ads(self.offline, specs, [s.name for s in self.config.sites])
 
-    def _views(self, live: Sequence[PilotRecord]) -> list[PilotView]:
+    def _views(self, live: Sequence[PilotRecord], now: float) -> list[PilotView]:
         margins = {s.name: min(s.batch.term_margin, s.walltime / 2) for s in self.config.sites}
         slots = self._slots if self._pool_ok else None
         by_site: dict[str, list[PilotRecord]] = {}
@@ -356,7 +356,7 @@ class Factory:
             site: iter(pilot_views(records, slots, retire_margin_s=margins.get(site, 0.0)))
             for site, records in by_site.items()
         }
-        return self.idle.apply(next(views[p.site]) for p in live)  # in the order of ``live``
+        return self.idle.apply((next(views[p.site]) for p in live), now)  # in the order of ``live``
 
     async def run_once(self, *, dry_run: bool = False, demand: Sequence[JobGroup] | None = None) -> CycleReport:
         started = time.monotonic()
@@ -396,7 +396,7 @@ class Factory:
             groups = self.arrivals.observe(groups, now)
         specs = await self._site_specs(sites, now, unhealthy, dry_run, report)
         live = self.live.all()
-        report.plan = self.make_plan(groups, specs, self._views(live), now)
+        report.plan = self.make_plan(groups, specs, self._views(live, now), now)
         if any(s.cost_per_core_hour for s in sites):  # spend ceilings only matter where pilots cost
             spent = [*live, *self.ledger.pilots_ended_since(self.name, now - 86400)]
             report.plan = apply_budget(report.plan, self.config, sites, spent, now)

@@ -5,6 +5,11 @@ and finished its last job a few seconds ago has been idle for seconds. Each look
 (once a cycle) notes, per pilot seen running a job, the first look that finds it idle again;
 the planner's :class:`~campus_factory.planner.PilotView` gets that time as ``idle_since``.
 A pilot never seen busy has none, and its state change counts (it has had no job since).
+
+A pilot seen busy is not forgotten when one look misses it (its ad late at a loaded collector)
+or when the pool cannot be read: its idle time then runs from that look, never from its joining,
+so a pilot running a job is not cancelled as idle since it joined. It is forgotten once it is
+no longer live.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ class _Busy(Protocol):
 
 
 class IdleTracker:
-    """Per pilot: None while busy, else the time it was first seen idle after a job."""
+    """Per pilot seen busy: None while busy, else the first look that did not find it busy."""
 
     def __init__(self) -> None:
         self._idle_from: dict[str, float | None] = {}
@@ -35,15 +40,27 @@ class IdleTracker:
         for pid, slot in slots.items():
             if slot.busy:
                 idle_from[pid] = None
-            elif pid in idle_from and idle_from[pid] is None:
+        for pid, at in idle_from.items():
+            if at is None and not (pid in slots and slots[pid].busy):  # idle, or missed by this look
                 idle_from[pid] = now
-        for pid in [p for p in idle_from if p not in slots]:
-            del idle_from[pid]
 
     def idle_since(self, pilot_id: str) -> float | None:
         """When the pilot's last job ended (None: busy, never seen busy, or not seen)."""
         return self._idle_from.get(pilot_id)
 
-    def apply(self, views: Iterable[PilotView]) -> list[PilotView]:
-        """``views`` with ``idle_since`` set where it is known."""
-        return [replace(v, idle_since=at) if (at := self.idle_since(v.pilot_id)) is not None else v for v in views]
+    def apply(self, views: Iterable[PilotView], now: float) -> list[PilotView]:
+        """``views`` (every live pilot) with ``idle_since`` set where it is known; pilots not
+        among them are forgotten. A pilot last seen busy whose slot this cycle did not read (the
+        pool unreadable) is idle from ``now`` at the earliest."""
+        views = list(views)
+        live = {v.pilot_id for v in views}
+        for pid in [p for p in self._idle_from if p not in live]:
+            del self._idle_from[pid]
+        out = []
+        for v in views:
+            if v.pilot_id not in self._idle_from:
+                out.append(v)
+                continue
+            at = self._idle_from[v.pilot_id]
+            out.append(replace(v, idle_since=now if at is None and v.busy is None else at))
+        return out
