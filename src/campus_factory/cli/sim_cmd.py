@@ -21,8 +21,15 @@ __all__ = ["bench_provisioning", "comparison_lines", "demo", "simulate"]
 
 
 def _quiet() -> None:
-    if not logging.getLogger().isEnabledFor(logging.DEBUG):
-        logging.getLogger("campus_factory").setLevel(logging.WARNING)
+    """Keep the simulated factory's per-cycle lines out of a run's output (unless -v), for this
+    command only: the logger's level is restored when the command ends (an embedding process,
+    such as the test suite, keeps its own)."""
+    if logging.getLogger().isEnabledFor(logging.DEBUG):
+        return
+    logger = logging.getLogger("campus_factory")
+    before = logger.level
+    logger.setLevel(logging.WARNING)
+    click.get_current_context().call_on_close(lambda: logger.setLevel(before))
 
 
 def _progress(total: int) -> Any:
