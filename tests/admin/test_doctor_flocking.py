@@ -62,9 +62,9 @@ def test_the_schedds_token_refused_by_this_collector_names_the_identity_and_the_
 
 
 def test_a_flocking_schedd_whose_submitter_ads_never_arrive_fails() -> None:
-    assert flocking_now_verdict("now", "s", 0, 0, FACTORY).status == "ok"
     assert flocking_now_verdict("now", "s", None, 0, FACTORY).status == "ok"
-    assert flocking_now_verdict("now", "s", 1, 2, FACTORY).status == "ok"
-    lost = flocking_now_verdict("now", "s", 1, 0, FACTORY)
+    assert flocking_now_verdict("now", "s", "cm.other.edu:9618", 0, FACTORY).status == "ok"  # not to us
+    assert flocking_now_verdict("now", "s", f"cm.other.edu:9618,{FACTORY}", 2, FACTORY).status == "ok"
+    lost = flocking_now_verdict("now", "s", "10.0.0.5:9618", 0, FACTORY, aliases=["<10.0.0.5:9618?a=b>"])
     assert lost.status == "fail" and "none of its submitter ads reached" in lost.message
     assert "TRUST_DOMAIN" in lost.hint

@@ -262,6 +262,20 @@ def test_doctor_checks_that_the_campus_schedd_may_flock_here(factory_client: Two
     assert "accepts flock-campus@campus-factory for ADVERTISE_SCHEDD" in checks["flock token [campus]"]["message"]
     assert checks[f"flocking now [campus] {name}"]["status"] == "ok"
 
+    # a job no campus slot can run: the schedd flocks it here, and doctor sees its submitter ad arrive
+    tag = "dr" + uuid.uuid4().hex[:6]
+    job = submit(pools, tag, memory=4 * CAMPUS_MEMORY_MB, count=1, seconds=1)
+    try:
+        end = time.monotonic() + 60
+        while True:
+            now = doctor(pools, tmp_path)[f"flocking now [campus] {name}"]
+            if "flocks here now" in now["message"] or time.monotonic() > end:
+                break
+            time.sleep(2)
+        assert now["status"] == "ok" and "submitter ad(s)" in now["message"], now
+    finally:
+        pools.campus.run("condor_rm", job, check=False)
+
     # an identity this pool's collector does not allow: refused, and the allow list is shown
     refused = doctor(pools, tmp_path, identity="intruder@campus-factory")["flock token [campus]"]
     assert refused["status"] == "fail", refused

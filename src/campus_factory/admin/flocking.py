@@ -9,8 +9,9 @@ Per campus pool (``[name]``):
   pilot token command: it runs where this pool's signing key is) is tried against this pool's
   collector with ``condor_ping ADVERTISE_SCHEDD``, holding nothing but that token, so the answer
   is the one the campus schedd would get;
-* **flocking now**: when the schedd flocks (its ``FlockLevel`` > 0), its submitter ads reached this
-  collector: proof that it reaches it and is authorized.
+* **flocking now**: the schedd's submitter ads in this collector (it flocks here now: proof that it
+  reaches this collector and is authorized), or a failure when its ad's ``EffectiveFlockList``
+  names this collector but none arrived.
 
 Verdicts are pure functions (``flock_to_verdict``, ``flock_token_verdict``, ``flocking_now_verdict``);
 :func:`flock_checks` runs them against the real pools through a :class:`~.doctor_io.Doctor`.
@@ -107,16 +108,20 @@ def flock_token_verdict(name: str, source: FlockSource, ping: PingResult | None,
     return Check(name, "fail", f"condor_ping ADVERTISE_SCHEDD with the schedds' token failed: {ping.detail}", hint)
 
 
-def flocking_now_verdict(name: str, schedd: str, flock_level: int | None, submitters: int, collector: str) -> Check:
-    """Evidence from the running pools: a flocking schedd's submitter ads reached this collector."""
-    if not flock_level:
-        return Check(name, "ok", f"{schedd} is not flocking now (no idle job waits long enough): nothing to see")
+def flocking_now_verdict(
+    name: str, schedd: str, effective: str | None, submitters: int, collector: str, *, aliases: Sequence[str] = ()
+) -> Check:
+    """Evidence from the running pools: a schedd flocking here now (``effective``: its
+    EffectiveFlockList) has its submitter ads in this collector."""
     if submitters:
         return Check(name, "ok", f"{schedd} flocks here now: {submitters} submitter ad(s) in {collector}")
+    entries = [e for e in (effective or "").replace(",", " ").split() if e]
+    if not any(same_collector(e, collector, aliases) for e in entries):
+        return Check(name, "ok", f"{schedd} is not flocking here now (no idle job it cannot run): nothing to see")
     return Check(
         name,
         "fail",
-        f"{schedd} flocks (FlockLevel {flock_level}) but none of its submitter ads reached {collector}",
+        f"{schedd} flocks here now (EffectiveFlockList {effective}) but none of its submitter ads reached {collector}",
         f"From the campus submit host: `condor_ping -pool {collector} -type collector ADVERTISE_SCHEDD` with the "
         "schedd's token (a firewall, a wrong token issuer: the pools need different TRUST_DOMAINs); the "
         "campus SchedLog names the refusal.",
@@ -189,12 +194,10 @@ async def flock_checks(doc: Doctor, config: Config) -> list[Check]:
             value, error = await doc.remote_knob(str(ad.get("MyAddress") or ""), "FLOCK_TO")
             check = f"flock to {tag} {name}"
             out.append(flock_to_verdict(check, name, value, error, here, aliases=aliases, campus=campus))
-            level = ad.get("FlockLevel")
-            out.append(
-                flocking_now_verdict(
-                    f"flocking now {tag} {name}", name, level if isinstance(level, int) else None, submitters, here
-                )
-            )
+            effective = ad.get("EffectiveFlockList")
+            now_name = f"flocking now {tag} {name}"
+            flocks = str(effective) if isinstance(effective, str) else None
+            out.append(flocking_now_verdict(now_name, name, flocks, submitters, here, aliases=aliases))
         if not doc.reachable:
             out.append(flock_token_verdict(f"flock token {tag}", source, None, None))
             continue
