@@ -26,7 +26,9 @@ def test_sigkill_at_random_points_leaves_nothing_unknown(tmp_path: Path) -> None
         text=True,
         timeout=900,
     )
-    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    lines = proc.stdout.strip().splitlines()
+    assert lines, f"the harness printed no summary (exit {proc.returncode}):\n{proc.stderr[-4000:]}"
+    summary = json.loads(lines[-1])
     assert summary["runs"] == runs
     assert (summary["orphans"], summary["over_limit"], summary["inconsistent"]) == (0, 0, 0), summary
     assert summary["killed_while_running"] == runs  # every kill hit a working factory

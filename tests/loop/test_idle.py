@@ -12,9 +12,11 @@ from campus_factory.ledger import Ledger
 from campus_factory.loop.arrivals import ArrivalTracker
 from campus_factory.loop.factory import Factory
 from campus_factory.loop.idle import IdleTracker
+from campus_factory.loop.usage import JobTracker
 from campus_factory.planner import PilotView
 from campus_factory.pool.base import slot_from_ad
 from campus_factory.pool.fake import FakePool, pilot_ad
+from campus_factory.pool.htcondor import RunningJob
 from campus_factory.providers.fake import FakeProvider
 
 
@@ -152,3 +154,56 @@ def test_arrival_rates_from_new_job_ids_or_idle_growth_and_their_decay() -> None
     assert h.arrivals_per_hour == 60.0 and t.rate("g") == 90.0  # g is gone: its rate decays
     (h,) = t.observe([JobGroup("h", 2, jobs=("1.1", "1.2"))], 180.0)  # one new id, count unchanged
     assert h.arrivals_per_hour == 60.0
+
+
+class Jobs:
+    """A job source like the pool's dynamic-slot query: the jobs running on our pilots."""
+
+    def __init__(self) -> None:
+        self.running: list[RunningJob] = []
+
+    def running_jobs(self) -> list[RunningJob]:
+        return list(self.running)
+
+
+def test_a_pilot_running_a_job_is_busy_while_its_partitionable_slot_ad_lags(tmp_path: Path) -> None:
+    """A loaded collector can still hold a partitionable slot's unclaimed ad while its dynamic
+    slot runs a job: the job counts, so the pilot is not idle since joining (seen in CI)."""
+    clock = Clock()
+    cfg = parse_config(
+        {
+            "factory": {"name": "idle", "ledger_url": f"sqlite:///{tmp_path}/l.sqlite"},
+            "sites": [
+                {
+                    "name": "a",
+                    "provider": "fake",
+                    "idle_timeout": 120,
+                    "slot": {"cpus": 1, "memory_mb": 2000, "sizing": "fixed"},
+                }
+            ],
+        }
+    )
+    demand = StaticDemand()
+    demand.groups = [JobGroup("g", 1, cpus=1, memory_mb=1000, disk_mb=0)]
+    pool, jobs = FakePool([]), Jobs()
+    provider = FakeProvider("a", clock=clock)
+    f = Factory(cfg, Ledger.open(cfg.factory.ledger_url), demand, {"a": provider}, clock=clock, jobs=JobTracker(jobs))
+    f.pool = pool
+    asyncio.run(f.run_once())
+    (p,) = f.ledger.live_pilots("idle")
+    pool.ads = [pilot_ad("a", p.pilot_id, cpus=1, memory_mb=2000, factory="idle")]  # the stale, unclaimed ad
+    jobs.running = [RunningJob(p.pilot_id, "sched#1.0#1", "alice", "", clock.t, 1)]
+    demand.groups = []
+    for _ in range(5):  # long past the idle timeout since joining, its job still running
+        clock.t += 60
+        r = asyncio.run(f.run_once())
+        assert r.plan is not None and r.plan.site("a").cancel == (), r.plan.site("a").cancel
+    jobs.running = []  # the job ended: idle from this look
+    clock.t += 60
+    r = asyncio.run(f.run_once())
+    assert r.plan is not None and r.plan.site("a").cancel == ()
+    clock.t += 120
+    r = asyncio.run(f.run_once())
+    assert r.plan is not None
+    (cancel,) = r.plan.site("a").cancel
+    assert cancel.pilot_id == p.pilot_id and cancel.reason == "idle for 120 s >= idle_timeout"

@@ -19,7 +19,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -174,8 +174,6 @@ class Factory:
         self._slots, self._pool_ok = by_pilot(slots), True
         self._joined = {pid: s.name for pid, s in self._slots.items()}
         self._joined_at = {pid: t for pid, s in self._slots.items() if (t := started_at(s)) is not None}
-        self.idle.observe(self._slots, self.clock())
-        self.learned.update(self._slots.values())
         if self.jobs is not None:
             try:
                 await asyncio.to_thread(
@@ -183,6 +181,11 @@ class Factory:
                 )
             except PoolError as exc:
                 report.errors.append(f"pool jobs: {exc}")
+            # a pilot running a job is busy even while its partitionable slot's ad lags the claim
+            busy = self.jobs.busy_pilots
+            self._slots = {p: s if s.busy or p not in busy else replace(s, busy=True) for p, s in self._slots.items()}
+        self.idle.observe(self._slots, self.clock())
+        self.learned.update(self._slots.values())
 
     async def _observe_site(self, site: SiteConfig, report: CycleReport) -> None:
         provider = self.providers[site.name]

@@ -46,10 +46,15 @@ class JobTracker:
         self.source = source
         self._open: dict[_Key, JobRun] | None = None
         self._generation: int | None = None
+        #: pilots whose dynamic slots ran a job at the last read (empty when it failed): a
+        #: partitionable slot's own ad can lag its claims at a loaded collector
+        self.busy_pilots: frozenset[str] = frozenset()
 
     def update(self, ledger: Ledger, factory: str, now: float, *, generation: int | None = None) -> int:
         """Record new runs and close finished ones; returns how many ledger rows changed."""
+        self.busy_pilots = frozenset()
         running = self.source.running_jobs()
+        self.busy_pilots = frozenset(j.pilot_id for j in running)
         if self._open is None or generation != self._generation:
             self._open = {_key(r): r for r in open_job_runs(ledger, factory)}
             self._generation = generation
