@@ -48,13 +48,20 @@ def test_a_glidein_is_kept_idle_timeout_after_its_last_job_not_after_joining(poo
     cfg = glidein_config(pool, tmp_path, tag, "local")
     site = cfg.sites[0].model_copy(update={"idle_timeout": float(IDLE_TIMEOUT)})
     f = build_factory(cfg.model_copy(update={"sites": (site,)}))
-    job = submit(pool, tag, IDLE_TIMEOUT + 15)  # busy for longer than the idle timeout
+    # busy for longer than the idle timeout, and only on this test's own pilot: a glidein of an
+    # earlier test at the same site may still be in the pool and would take the job first (the
+    # planner's offline slot ad has no CampusFactoryName, so the job still plans a pilot)
+    name = f'(TARGET.CampusFactoryName =?= undefined || TARGET.CampusFactoryName =?= "{tag}")'
+    own = f'requirements = (TARGET.CampusFactorySite =?= "here") && {name}'
+    job = submit(pool, tag, IDLE_TIMEOUT + 15, own)
     try:
         assert cycles(f, lambda: job_field(pool, job, "JobStatus") == "4", 300), "the job never completed"
         ended = float(job_field(pool, job, "CompletionDate"))
         pilots = [p for p in f.ledger.pilots(factory=tag) if p.joined_at is not None]
         assert pilots, "no pilot joined"
         (pilot,) = pilots
+        ran_on = job_field(pool, job, "LastRemoteHost")
+        assert f"glidein-{pilot.pilot_id}" in ran_on, (ran_on, history(f, pilot.pilot_id, pool, job))
         # joined longer ago than the idle timeout
         assert ended - pilot.joined_at >= IDLE_TIMEOUT, history(f, pilot.pilot_id, pool, job)
         # for half the idle timeout after the job's end the factory keeps the pilot
