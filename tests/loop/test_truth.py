@@ -12,7 +12,7 @@ from pathlib import Path
 from campus_factory.config import parse_config
 from campus_factory.demand import StaticDemand
 from campus_factory.domain import JobGroup, PilotRequest
-from campus_factory.ledger import Ledger, PilotState
+from campus_factory.ledger import Ledger, PilotEvent, PilotState, Update
 from campus_factory.ledger.accounting import account, pilot_jobs
 from campus_factory.loop.factory import Factory
 from campus_factory.loop.usage import JobTracker
@@ -94,6 +94,37 @@ def test_runs_that_ended_while_the_factory_was_down_close_at_their_real_end(tmp_
     jobs.ends = {("p1", "sched#1.0#1", 100.0): 146.0}
     JobTracker(jobs).update(led, "f", 1000.0)
     assert [r.ended_at for r in pilot_jobs(led, "p1")] == [146.0]
+
+
+def test_a_stale_slot_ad_of_an_ended_pilot_does_not_keep_its_run_open(tmp_path: Path) -> None:
+    """A startd killed with its batch job leaves its slot ads in the collector until they expire;
+    the run on a pilot the ledger has ended is closed from the job's ad, and accounting never
+    counts a run past its pilot's end (seen in the real-pool test: one 90 s run counted 176 s)."""
+    led = _ledger(tmp_path)
+    led.apply([Update("p1", PilotEvent.STARTED)], 90.0)
+    jobs = Jobs()
+    run = RunningJob("p1", "sched#1.0#1", "alice", "transparent", 100.0, 1)
+    jobs.running = [run]
+    JobTracker(jobs).update(led, "f", 110.0, live={"p1"})
+    led.apply([Update("p1", PilotEvent.COMPLETED)], 200.0)  # the pilot ended while the factory was down
+    jobs.ends = {("p1", "sched#1.0#1", 100.0): 190.0}
+    tracker = JobTracker(jobs)
+    tracker.update(led, "f", 1000.0, live=set())  # its slot ad is still listed
+    assert [r.ended_at for r in pilot_jobs(led, "p1")] == [190.0]
+    assert tracker.busy_pilots == frozenset()
+
+
+def test_accounting_ends_an_open_run_at_its_pilots_end(tmp_path: Path) -> None:
+    led = _ledger(tmp_path)
+    led.apply([Update("p1", PilotEvent.STARTED)], 90.0)
+    JobTracker(Jobs()).update(led, "f", 95.0)
+    jobs = Jobs()
+    jobs.running = [RunningJob("p1", "sched#1.0#1", "alice", "transparent", 100.0, 1)]
+    JobTracker(jobs).update(led, "f", 110.0)
+    led.apply([Update("p1", PilotEvent.COMPLETED)], 200.0)
+    acc = account(led, since=0.0, until=2000.0, now=2000.0, factory="f")
+    assert acc.total.used_core_hours * 3600 == 100.0  # 100 to 200, not to now
+    assert acc.total.delivered_core_hours * 3600 == 110.0
 
 
 def test_run_end_reads_the_job_ad() -> None:

@@ -294,6 +294,8 @@ def account(
         runs_by: dict[str, int] = defaultdict(int)
         for job in jobs.get(p.pilot_id, ()):
             end = job.ended_at if job.ended_at is not None else hi
+            if p.ended_at is not None:  # nothing runs on a pilot after it ended
+                end = min(end, p.ended_at)
             key = _group_key(by, p.site, job)
             used_by[key] += job.cpus * _overlap(job.started_at, end, since, hi)
             if job.started_at < hi and end > since:  # not a run that has not begun by now

@@ -177,7 +177,12 @@ class Factory:
         if self.jobs is not None:
             try:
                 await asyncio.to_thread(
-                    self.jobs.update, self.ledger, self.name, self.clock(), generation=self.live.loads
+                    self.jobs.update,
+                    self.ledger,
+                    self.name,
+                    self.clock(),
+                    generation=self.live.loads,
+                    live={p.pilot_id for p in self.live.all()},
                 )
             except PoolError as exc:
                 report.errors.append(f"pool jobs: {exc}")

@@ -4,7 +4,8 @@ Each cycle the jobs running on this factory's pilots (their dynamic slots) are c
 runs the ledger holds open: a new run is recorded, and a run recorded before and no longer seen
 is closed at its real end when the pool can tell it (the job ad's completion date in the schedd's
 history, or its last eviction: :meth:`JobSource.run_ends`), else at the time of the cycle. Runs
-that ended while the factory was down are closed the same way on its first cycle back. Accounting then tells core-hours
+that ended while the factory was down are closed the same way on its first cycle back, and so
+is a run whose pilot has ended even while a stale slot ad still shows it. Accounting then tells core-hours
 used from core-hours wasted. The open runs are kept in memory between cycles, so a cycle writes
 only the runs that began or ended; they are read again from the ledger whenever the loop reads
 its live pilots again (``generation``: another factory may have written in between).
@@ -12,6 +13,7 @@ its live pilots again (``generation``: another factory may have written in betwe
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import replace
 from typing import Protocol, runtime_checkable
 
@@ -50,10 +52,25 @@ class JobTracker:
         #: partitionable slot's own ad can lag its claims at a loaded collector
         self.busy_pilots: frozenset[str] = frozenset()
 
-    def update(self, ledger: Ledger, factory: str, now: float, *, generation: int | None = None) -> int:
-        """Record new runs and close finished ones; returns how many ledger rows changed."""
+    def update(
+        self,
+        ledger: Ledger,
+        factory: str,
+        now: float,
+        *,
+        generation: int | None = None,
+        live: Collection[str] | None = None,
+    ) -> int:
+        """Record new runs and close finished ones; returns how many ledger rows changed.
+
+        ``live``: the ids of this factory's live pilots, when the caller knows them. A job slot
+        of a pilot that has ended is not a run going on (a startd killed with its batch job leaves
+        its ads in the collector until they expire): its run is closed from the job's own ad.
+        """
         self.busy_pilots = frozenset()
         running = self.source.running_jobs()
+        if live is not None:
+            running = [j for j in running if j.pilot_id in live]
         self.busy_pilots = frozenset(j.pilot_id for j in running)
         if self._open is None or generation != self._generation:
             self._open = {_key(r): r for r in open_job_runs(ledger, factory)}
