@@ -12,11 +12,12 @@ from pathlib import Path
 from campus_factory.config import parse_config
 from campus_factory.demand import StaticDemand
 from campus_factory.domain import JobGroup, PilotRequest
+from campus_factory.errors import PoolError
 from campus_factory.ledger import Ledger, PilotEvent, PilotState, Update
 from campus_factory.ledger.accounting import account, pilot_jobs
 from campus_factory.loop.factory import Factory
 from campus_factory.loop.usage import JobTracker
-from campus_factory.pool.htcondor import RunningJob, run_end
+from campus_factory.pool.htcondor import FinishedRun, RunningJob, run_end
 from campus_factory.providers.base import JobState
 from campus_factory.providers.fake import FakeProvider
 
@@ -45,6 +46,22 @@ class Jobs:
     def run_ends(self, runs: list[Key]) -> dict[Key, float | bool]:
         self.asked.append(list(runs))
         return {k: v for k, v in self.ends.items() if k in runs}
+
+
+class History(Jobs):
+    """As :class:`Jobs`, and the schedds' history of finished jobs (``since`` as HTCondor's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.finished: list[FinishedRun] = []
+        self.since: list[float] = []
+        self.fail = False
+
+    def finished_runs(self, since: float) -> list[FinishedRun]:
+        if self.fail:
+            raise PoolError("schedd down")
+        self.since.append(since)
+        return [r for r in self.finished if r.ended_at >= since]
 
 
 def _ledger(tmp_path: Path, name: str = "l") -> Ledger:
@@ -125,6 +142,49 @@ def test_accounting_ends_an_open_run_at_its_pilots_end(tmp_path: Path) -> None:
     acc = account(led, since=0.0, until=2000.0, now=2000.0, factory="f")
     assert acc.total.used_core_hours * 3600 == 100.0  # 100 to 200, not to now
     assert acc.total.delivered_core_hours * 3600 == 110.0
+
+
+def test_a_job_that_began_and_ended_while_the_factory_was_down_is_recorded(tmp_path: Path) -> None:
+    led = _ledger(tmp_path)
+    led.apply([Update("p1", PilotEvent.STARTED)], 90.0)
+    jobs = History()
+    seen = RunningJob("p1", "sched#1.0#1", "alice", "transparent", 100.0, 1)
+    jobs.running = [seen]
+    JobTracker(jobs).update(led, "f", 110.0, live={"p1"}, since=90.0)
+    # the factory stops at 110; job 1 ends at 150, job 2 runs 160-200, a stranger's job on
+    # a pilot of no one we know; the factory starts again at 1000
+    jobs.running = []
+    jobs.ends = {("p1", "sched#1.0#1", 100.0): 150.0}
+    unseen = RunningJob("p1", "sched#2.0#1", "bob", "no-cloud", 160.0, 2)
+    stranger = RunningJob("px", "sched#3.0#1", "eve", "transparent", 160.0, 1)
+    jobs.finished = [FinishedRun(seen, 150.0), FinishedRun(unseen, 200.0), FinishedRun(stranger, 200.0)]
+    tracker = JobTracker(jobs)
+    tracker.update(led, "f", 1000.0, live={"p1"}, since=90.0)
+    assert jobs.since[-1] == 90.0  # a new process first looks back to the oldest live pilot's start
+    runs = pilot_jobs(led, "p1")
+    assert [(r.job_id, r.started_at, r.ended_at, r.cpus, r.owner) for r in runs] == [
+        ("sched#1.0#1", 100.0, 150.0, 1, "alice"),
+        ("sched#2.0#1", 160.0, 200.0, 2, "bob"),
+    ]
+    assert pilot_jobs(led, "px") == []
+    # the next look starts where this one ended, and a run already recorded is not recorded twice
+    assert tracker.update(led, "f", 1060.0, live={"p1"}, since=90.0) == 0
+    assert jobs.since[-1] == 1000.0
+    assert len(pilot_jobs(led, "p1")) == 2
+
+
+def test_a_failed_history_read_is_tried_again_from_the_same_time(tmp_path: Path) -> None:
+    led = _ledger(tmp_path)
+    jobs = History()
+    tracker = JobTracker(jobs)
+    tracker.update(led, "f", 100.0, live={"p1"}, since=50.0)
+    jobs.fail = True
+    assert tracker.update(led, "f", 160.0, live={"p1"}) == 0
+    jobs.fail = False
+    jobs.finished = [FinishedRun(RunningJob("p1", "sched#4.0#1", "al", "transparent", 110.0, 1), 150.0)]
+    assert tracker.update(led, "f", 220.0, live={"p1"}) == 1
+    assert jobs.since == [50.0, 100.0]
+    assert [r.ended_at for r in pilot_jobs(led, "p1")] == [150.0]
 
 
 def test_run_end_reads_the_job_ad() -> None:

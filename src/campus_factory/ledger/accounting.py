@@ -50,6 +50,7 @@ __all__ = [
     "open_job_runs",
     "pilot_jobs",
     "record_pilot_jobs",
+    "recorded_runs",
     "state_history",
 ]
 
@@ -154,6 +155,18 @@ def open_job_runs(ledger: Ledger, factory: str) -> list[JobRun]:
     )
     with Session(ledger.engine) as s:
         return [JobRun(r.pilot_id, r.job_id, r.owner, r.route, r.started_at, r.ended_at, r.cpus) for r in s.scalars(q)]
+
+
+def recorded_runs(ledger: Ledger, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which (pilot id, job id) pairs have a run recorded (one query per 500 pilots)."""
+    wanted = set(pairs)
+    pilots = sorted({p for p, _ in wanted})
+    out: set[tuple[str, str]] = set()
+    with Session(ledger.engine) as s:
+        for i in range(0, len(pilots), 500):
+            q = select(PilotJobRow.pilot_id, PilotJobRow.job_id).where(PilotJobRow.pilot_id.in_(pilots[i : i + 500]))
+            out.update((p, j) for p, j in s.execute(q) if (p, j) in wanted)
+    return out
 
 
 def pilot_jobs(ledger: Ledger, pilot_id: str) -> list[JobRun]:

@@ -175,6 +175,7 @@ class Factory:
         self._joined = {pid: s.name for pid, s in self._slots.items()}
         self._joined_at = {pid: t for pid, s in self._slots.items() if (t := started_at(s)) is not None}
         if self.jobs is not None:
+            live = self.live.all()
             try:
                 await asyncio.to_thread(
                     self.jobs.update,
@@ -182,7 +183,8 @@ class Factory:
                     self.name,
                     self.clock(),
                     generation=self.live.loads,
-                    live={p.pilot_id for p in self.live.all()},
+                    live={p.pilot_id for p in live},
+                    since=min((p.started_at or p.created_at for p in live), default=None),
                 )
             except PoolError as exc:
                 report.errors.append(f"pool jobs: {exc}")

@@ -13,15 +13,22 @@ its live pilots again (``generation``: another factory may have written in betwe
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection
 from dataclasses import replace
 from typing import Protocol, runtime_checkable
 
+from ..errors import PoolError
 from ..ledger import Ledger
-from ..ledger.accounting import JobRun, open_job_runs, record_pilot_jobs
-from ..pool.htcondor import RunningJob
+from ..ledger.accounting import JobRun, open_job_runs, record_pilot_jobs, recorded_runs
+from ..pool.htcondor import FinishedRun, RunningJob
 
-__all__ = ["JobSource", "JobTracker", "RunEnds"]
+__all__ = ["FinishedRuns", "JobSource", "JobTracker", "RunEnds"]
+
+log = logging.getLogger(__name__)
+
+#: the longest look back for runs never seen (at a start after a long stop)
+MAX_LOOK_BACK_S = 7 * 86400.0
 
 _Key = tuple[str, str, float]
 
@@ -37,6 +44,14 @@ class RunEnds(Protocol):
     def run_ends(self, runs: list[_Key]) -> dict[_Key, float | bool]: ...
 
 
+@runtime_checkable
+class FinishedRuns(Protocol):
+    """A job source that can list runs that ended since a time (HTCondor: the schedds' history),
+    seen running or not."""
+
+    def finished_runs(self, since: float) -> list[FinishedRun]: ...
+
+
 def _key(run: JobRun | RunningJob) -> _Key:
     return (run.pilot_id, run.job_id, run.started_at)
 
@@ -48,6 +63,7 @@ class JobTracker:
         self.source = source
         self._open: dict[_Key, JobRun] | None = None
         self._generation: int | None = None
+        self._since: float | None = None  # runs that ended after this are looked up in the history
         #: pilots whose dynamic slots ran a job at the last read (empty when it failed): a
         #: partitionable slot's own ad can lag its claims at a loaded collector
         self.busy_pilots: frozenset[str] = frozenset()
@@ -60,12 +76,14 @@ class JobTracker:
         *,
         generation: int | None = None,
         live: Collection[str] | None = None,
+        since: float | None = None,
     ) -> int:
         """Record new runs and close finished ones; returns how many ledger rows changed.
 
         ``live``: the ids of this factory's live pilots, when the caller knows them. A job slot
         of a pilot that has ended is not a run going on (a startd killed with its batch job leaves
         its ads in the collector until they expire): its run is closed from the job's own ad.
+        ``since``: the oldest live pilot's start, where the first look in the history begins.
         """
         self.busy_pilots = frozenset()
         running = self.source.running_jobs()
@@ -95,10 +113,13 @@ class JobTracker:
                 continue
             at = now if end is None or end is True else min(now, float(end))
             closed.append(replace(opened[k], ended_at=max(at, opened[k].started_at)))
-        if not new and not closed:
+        unseen = self._unseen(
+            ledger, factory, now, since, {(k[0], k[1]) for k in opened} | {(j.pilot_id, j.job_id) for j in running}
+        )
+        if not new and not closed and not unseen:
             return 0
         try:
-            changed = record_pilot_jobs(ledger, new + closed)
+            changed = record_pilot_jobs(ledger, new + closed + unseen)
         except Exception:
             self._open = None  # read them again next cycle
             raise
@@ -106,3 +127,31 @@ class JobTracker:
             opened.pop(_key(r), None)
         opened.update((_key(r), r) for r in new)
         return changed
+
+    def _unseen(
+        self, ledger: Ledger, factory: str, now: float, since: float | None, seen: set[tuple[str, str]]
+    ) -> list[JobRun]:
+        """Runs on our pilots that ended without ever being seen running: they began and ended
+        between two looks, or while the factory was down (from the schedds' history)."""
+        if not isinstance(self.source, FinishedRuns):
+            return []
+        start = self._since if self._since is not None else (since if since is not None else now)
+        start = max(start, now - MAX_LOOK_BACK_S)
+        try:
+            finished = self.source.finished_runs(start)
+        except PoolError as exc:  # looked up again from the same time at the next cycle
+            log.warning("cannot read finished jobs: %s", exc)
+            return []
+        self._since = now
+        fresh = {(r.job.pilot_id, r.job.job_id): r for r in finished if (r.job.pilot_id, r.job.job_id) not in seen}
+        if not fresh:
+            return []
+        known = ledger.known_pilot_ids(factory, {p for p, _ in fresh})
+        fresh = {k: r for k, r in fresh.items() if k[0] in known}
+        done = recorded_runs(ledger, fresh) if fresh else set()
+        return [
+            JobRun(j.pilot_id, j.job_id, j.owner, j.route, j.started_at, min(r.ended_at, now), j.cpus)
+            for k, r in sorted(fresh.items())
+            if k not in done
+            for j in (r.job,)
+        ]

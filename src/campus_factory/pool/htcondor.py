@@ -18,12 +18,15 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "HISTORY_PROJECTION",
+    "FinishedRun",
     "HTCondorJobs",
     "HTCondorPool",
     "RunKey",
     "RunningJob",
+    "finished_run",
     "jobs_constraint",
     "pilot_constraint",
+    "pilot_of_host",
     "run_end",
     "running_job",
 ]
@@ -39,6 +42,20 @@ HISTORY_PROJECTION = [
     "JobCurrentStartDate",
 ]
 _RUNNING = 2
+#: what a finished job's history ad must tell to be a run on one of our pilots
+FINISHED_PROJECTION = [
+    *HISTORY_PROJECTION,
+    "LastRemoteHost",
+    "Owner",
+    "CpusProvisioned",
+    "RequestCpus",
+    "CampusFactoryRoute",
+]
+#: the most finished jobs read from one schedd's history per cycle
+MAX_FINISHED_PER_SCHEDD = 10_000
+#: history records are appended when a job leaves the queue, a little after its status changed
+HISTORY_SLACK_S = 300.0
+_GLIDEIN = "glidein-"  # the startd name prefix of our pilots (pilot/glidein.py STARTD_NAME)
 
 
 def pilot_constraint(factory: str) -> str:
@@ -186,3 +203,79 @@ class HTCondorJobs:
                 if end is not None:
                     out[key] = end
         return out
+
+    def finished_runs(self, since: float) -> list[FinishedRun]:
+        """Runs on glideins that ended at or after ``since``, from the history of every schedd
+        in the pool's collector (bounded per schedd); a schedd that does not answer is skipped
+        with a warning, as its runs are found again at the next call with an older ``since``."""
+        import htcondor2
+
+        lo = since - HISTORY_SLACK_S  # a job that ended just before, written to the history since
+        constraint = f"CompletionDate >= {lo:.0f} || EnteredCurrentStatus >= {lo:.0f}"
+        stop = f"EnteredCurrentStatus < {lo - HISTORY_SLACK_S:.0f}"
+        try:
+            schedds = htcondor2.Collector(self.pool.collector).locateAll(htcondor2.DaemonType.Schedd)
+        except Exception as exc:
+            raise PoolError(f"cannot list schedds at {self.pool.collector}: {exc}") from exc
+        out: list[FinishedRun] = []
+        for located in schedds:
+            name = located.get("Name", "?")
+            try:
+                ads = htcondor2.Schedd(located).history(
+                    f"LastRemoteHost =!= undefined && ({constraint})",
+                    FINISHED_PROJECTION,
+                    MAX_FINISHED_PER_SCHEDD,
+                    since=stop,
+                )
+            except Exception as exc:
+                log.warning("cannot read the job history of schedd %s: %s", name, exc)
+                continue
+            if len(ads) >= MAX_FINISHED_PER_SCHEDD:
+                log.warning("schedd %s: more than %d jobs finished since the last look", name, len(ads))
+            out.extend(r for r in (finished_run(a) for a in ads) if r is not None)
+        return out
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """A job's last run on one of our pilots, from its schedd's history (it may never have been
+    seen running: it began and ended between two looks, or while the factory was down)."""
+
+    job: RunningJob
+    ended_at: float
+
+
+def pilot_of_host(host: object) -> str | None:
+    """The pilot id in a slot name ``slot1_1@glidein-<pilot id>[@host]``, else None."""
+    if not isinstance(host, str) or len(host) > 1024:
+        return None
+    for part in host.split("@")[1:]:
+        if part.startswith(_GLIDEIN) and len(part) > len(_GLIDEIN):
+            return part[len(_GLIDEIN) :]
+    return None
+
+
+def finished_run(ad: object) -> FinishedRun | None:
+    """A :class:`FinishedRun` from a history ad of a job that ran on a glidein, else None."""
+    get = getattr(ad, "get", None)
+    if get is None:
+        return None
+    pilot, gid, start = pilot_of_host(get("LastRemoteHost")), get("GlobalJobId"), _time(ad, "JobCurrentStartDate")
+    if pilot is None or not isinstance(gid, str) or start is None or get("JobStatus") == _RUNNING:
+        return None
+    end = run_end(ad, start)
+    if not isinstance(end, float) or end - start > 366 * 86400.0:
+        return None
+    cpus = get("CpusProvisioned")
+    if not isinstance(cpus, int) or isinstance(cpus, bool):
+        cpus = get("RequestCpus")
+    owner, route = get("Owner"), get("CampusFactoryRoute")
+    job = RunningJob(
+        pilot_id=pilot,
+        job_id=gid,
+        owner=owner.split("@", 1)[0] if isinstance(owner, str) else "",
+        route=route if isinstance(route, str) and route else "transparent",
+        started_at=start,
+        cpus=cpus if isinstance(cpus, int) and not isinstance(cpus, bool) and 0 < cpus <= 100_000 else 1,
+    )
+    return FinishedRun(job, end)
