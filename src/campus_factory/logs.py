@@ -189,6 +189,8 @@ def log_plan(logger: logging.Logger, plan: Mapping[str, Any], level: int = loggi
     """One line (DEBUG unless ``level``) per site decision and per job-group decision of a plan
     (``Plan.to_dict()``), with the decision's fields as ``extra`` (JSON keys under the JSON
     format). Returns the count. The INFO log has one line per cycle (:func:`log_cycle`)."""
+    if not logger.isEnabledFor(level):
+        return 0
     n = 0
     for sp in plan.get("sites", ()):
         cancels = sp.get("cancel") or ()

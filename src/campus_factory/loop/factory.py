@@ -410,8 +410,8 @@ class Factory:
         if any(s.cost_per_core_hour for s in sites):  # spend ceilings only matter where pilots cost
             spent = [*live, *self.ledger.pilots_ended_since(self.name, now - 86400)]
             report.plan = apply_budget(report.plan, self.config, sites, spent, now)
+        plan_dict = report.plan.to_dict()  # once: it is logged and recorded
         if not dry_run:
-            plan_dict = report.plan.to_dict()
             current = report.plan
 
             async def act(site: SiteConfig) -> None:
@@ -421,7 +421,7 @@ class Factory:
             await self._publish_offline(specs, report)
         report.duration_s = time.monotonic() - started
         n = {"submitted": report.submitted, "cancelled": report.cancelled, "errors": len(report.errors)}
-        log_cycle(log, report.plan.to_dict(), **n, duration_s=report.duration_s, dry_run=dry_run)
+        log_cycle(log, plan_dict, **n, duration_s=report.duration_s, dry_run=dry_run)
         if not dry_run:
             self.ledger.record_cycle(
                 CycleRecord(

@@ -62,5 +62,6 @@ class IdleTracker:
                 out.append(v)
                 continue
             at = self._idle_from[v.pilot_id]
-            out.append(replace(v, idle_since=now if at is None and v.busy is None else at))
+            since = now if at is None and v.busy is None else at
+            out.append(v if since == v.idle_since else replace(v, idle_since=since))
         return out
