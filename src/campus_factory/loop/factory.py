@@ -14,12 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -29,7 +27,6 @@ from ..domain import JobGroup, PilotRequest
 from ..errors import CampusFactoryError, DemandError, PoolError, ProviderError, SubmitError
 from ..ledger import LIVE, CycleRecord, Ledger, PilotEvent, PilotRecord, Update
 from ..ledger.controls import site_controls
-from ..ledger.lease import acquire_lease, current_lease, release_lease
 from ..ledger.overrides import get_overrides
 from ..logs import log_cycle
 from ..planner import PilotView, Plan, SiteSpec, plan
@@ -42,8 +39,10 @@ from .adjust import apply_budget, effective_sites
 from .arrivals import ArrivalTracker
 from .drains import serve_drain_requests
 from .idle import IdleTracker
+from .lease import LeaseKeeper
 from .live import LivePilots, effective
 from .reconcile import ReadMemory, duplicate_job_ids, reconcile, tag_pattern
+from .report import CycleReport
 from .usage import JobTracker
 
 __all__ = ["CycleReport", "Factory", "PlanFn"]
@@ -51,30 +50,6 @@ __all__ = ["CycleReport", "Factory", "PlanFn"]
 log = logging.getLogger(__name__)
 
 PlanFn = Callable[[Sequence[JobGroup], Sequence[SiteSpec], Sequence[PilotView], float], Plan]
-
-
-@dataclass
-class CycleReport:
-    started_at: float
-    plan: Plan | None = None
-    dry_run: bool = False
-    submitted: int = 0
-    cancelled: int = 0
-    adopted: int = 0
-    orphans_cancelled: int = 0
-    errors: list[str] = field(default_factory=list)
-    duration_s: float = 0.0
-    standby: bool = False  # another factory holds the ledger's lease: nothing was done
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Factory:
@@ -117,31 +92,27 @@ class Factory:
         self.match_cache = MatchCache()
         #: the latest real startd ad of each site's pilots refines its slot ad
         self.learned = LearnedAds()
-        #: who this process is when it takes the ledger's lease (one acting factory per name)
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.lease_ttl = 1.5 * config.factory.cycle_interval
-        self._lease_until: float | None = None  # when the lease we hold lapses
+        #: one acting factory per name on a ledger
+        self.lease = LeaseKeeper(ledger, self.name, 1.5 * config.factory.cycle_interval)
         #: live pilots in memory, kept in step with this factory's writes (see loop.live)
         self.live = LivePilots()
 
+    @property
+    def holder(self) -> str:
+        """Who this process is when it takes the ledger's lease."""
+        return self.lease.holder
+
+    @holder.setter
+    def holder(self, value: str) -> None:
+        self.lease.holder = value
+
     def _take_lease(self) -> bool:
-        """Take or renew the ledger's lease; a holder on this host whose process is gone (or is
-        this very process: an earlier factory object that crashed) is taken over at once."""
-        now = self.clock()
-        held = current_lease(self.ledger, self.name)
-        if held is not None and held.holder != self.holder and held.expires_at >= now:
-            host, _, rest = held.holder.partition(":")
-            pid = rest.split(":", 1)[0]
-            if host == socket.gethostname() and pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
-                release_lease(self.ledger, self.name, held.holder)
-        lapsed = self._lease_until is None or now > self._lease_until
-        if not acquire_lease(self.ledger, self.name, self.holder, self.lease_ttl, now):
-            self._lease_until = None
-            return False
-        self._lease_until = now + self.lease_ttl
-        if lapsed:  # another factory may have acted in between: read the live pilots again
+        """Take or renew the ledger's lease (:mod:`.lease`); when it had lapsed, the live pilots
+        are read again (another factory may have acted in between)."""
+        held, lapsed = self.lease.take(self.clock())
+        if held and lapsed:
             self.live.stale = True
-        return True
+        return held
 
     def _apply(self, updates: Sequence[Update], now: float, known: Sequence[PilotRecord] = ()) -> list[PilotRecord]:
         """Write the updates that change something; the live pilots in memory follow."""
@@ -465,4 +436,4 @@ class Factory:
         finally:
             if not dry_run:
                 with contextlib.suppress(CampusFactoryError, SQLAlchemyError):
-                    release_lease(self.ledger, self.name, self.holder)
+                    self.lease.release()
