@@ -121,3 +121,24 @@ def test_job_runs_are_recorded_and_closed(tmp_path: Path) -> None:
     asyncio.run(f.run_once())
     (run,) = pilot_jobs(f.ledger, p.pilot_id)
     assert run.ended_at == clock.t and run.owner == "alice" and run.cpus == 2
+
+
+def test_a_daily_ceiling_counts_pilots_that_ended_in_the_last_24_hours(tmp_path: Path) -> None:
+    # 4 cores at 0.5 per core-hour = 2.0 per pilot-hour; 5.0 per day
+    f, prov, clock = make(tmp_path, {"cost_per_core_hour": 0.5, "budget": {"max_per_day": 5.0}})
+    assert asyncio.run(f.run_once()).submitted == 2  # (5 - 0) // 2
+    clock.t += 1
+    asyncio.run(f.run_once())  # they start
+    clock.t += 3600
+    for p in f.ledger.live_pilots("ops"):
+        prov.finish(p.job_id or "")
+    r = asyncio.run(f.run_once())  # they end after an hour each: 4.0 spent today
+    assert not f.ledger.live_pilots("ops") and r.submitted == 0
+    assert "/day" in " ".join(r.plan.site("a").reasons) if r.plan else False
+    assert asyncio.run(f.run_once()).submitted == 0  # still 4.0 spent within 24 h
+    # a new process reads the pilots that ended in the window from the ledger
+    g, _, _ = make(tmp_path, {"cost_per_core_hour": 0.5, "budget": {"max_per_day": 5.0}})
+    g.providers, g.clock = f.providers, clock
+    assert asyncio.run(g.run_once()).submitted == 0
+    clock.t += 86400  # a day later the spend has left the window
+    assert asyncio.run(g.run_once()).submitted == 2

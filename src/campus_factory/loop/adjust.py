@@ -19,7 +19,7 @@ from ..ledger.overrides import SiteOverride, apply_override
 from ..planner.types import Plan
 from .budget import Ceiling, PilotUsage, Spending, allowed_given
 
-__all__ = ["apply_budget", "effective_sites"]
+__all__ = ["apply_budget", "effective_sites", "has_ceiling"]
 
 
 def effective_sites(
@@ -41,6 +41,16 @@ def effective_sites(
     return tuple(out)
 
 
+def has_ceiling(config: Config, sites: Sequence[SiteConfig]) -> bool:
+    """Whether any spend ceiling can cut a submission: a site that costs, and a ceiling set."""
+    if not any(s.cost_per_core_hour for s in sites):
+        return False
+    b = config.budget
+    if b.max_per_hour is not None or b.max_per_day is not None:
+        return True
+    return any(s.budget.max_per_hour is not None or s.budget.max_per_day is not None for s in sites)
+
+
 def apply_budget(
     plan: Plan,
     config: Config,
@@ -50,7 +60,7 @@ def apply_budget(
 ) -> Plan:
     """The plan with each site's submissions cut to what the spend ceilings allow."""
     costs = {s.name: s.cost_per_core_hour for s in sites}
-    if not any(costs.values()):
+    if not has_ceiling(config, sites):
         return plan
     spending = Spending.of(pilots, costs, now)  # once: every site's decision reads it
     overall = Ceiling(config.budget.max_per_hour, config.budget.max_per_day)

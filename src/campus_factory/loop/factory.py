@@ -35,7 +35,7 @@ from ..planner.match import MatchCache
 from ..pool.base import LearnedAds, PilotSlot, PoolView, by_pilot, started_at
 from ..pool.offline import OfflineAdPublisher, publish_site_ads
 from ..providers.base import Provider, Submission
-from .adjust import apply_budget, effective_sites
+from .adjust import apply_budget, effective_sites, has_ceiling
 from .arrivals import ArrivalTracker
 from .drains import serve_drain_requests
 from .idle import IdleTracker
@@ -378,8 +378,8 @@ class Factory:
         specs = await self._site_specs(sites, now, unhealthy, dry_run, report)
         live = self.live.all()
         report.plan = self.make_plan(groups, specs, self._views(live, now), now)
-        if any(s.cost_per_core_hour for s in sites):  # spend ceilings only matter where pilots cost
-            spent = [*live, *self.ledger.pilots_ended_since(self.name, now - 86400)]
+        if has_ceiling(self.config, sites):  # spend ceilings only matter where pilots cost
+            spent = [*live, *self.live.ended_since(self.ledger, self.name, now - 86400)]
             report.plan = apply_budget(report.plan, self.config, sites, spent, now)
         plan_dict = report.plan.to_dict()  # once: it is logged and recorded
         if not dry_run:

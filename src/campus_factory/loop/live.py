@@ -26,23 +26,40 @@ class LivePilots:
 
     def __init__(self) -> None:
         self._sites: dict[str, dict[str, PilotRecord]] = {}
+        #: pilots that ended recently (for spend ceilings), read from the ledger at first use
+        self._ended: dict[str, PilotRecord] | None = None
         self.stale = True
         self.loads = 0
 
     def load(self, ledger: Ledger, factory: str) -> None:
         self._sites = {}
+        self._ended = None
         self.note(ledger.live_pilots(factory))
         self.stale = False
         self.loads += 1
 
     def note(self, records: Iterable[PilotRecord]) -> None:
-        """Take written records: live ones are kept (replacing older), ended ones dropped."""
+        """Take written records: live ones are kept (replacing older), ended ones dropped (and
+        kept among the recently ended once those have been read)."""
         for r in records:
             site = self._sites.setdefault(r.site, {})
             if r.state in LIVE:
                 site[r.pilot_id] = r
             else:
                 site.pop(r.pilot_id, None)
+                if self._ended is not None and r.ended_at is not None:
+                    self._ended[r.pilot_id] = r
+
+    def ended_since(self, ledger: Ledger, factory: str, since: float) -> list[PilotRecord]:
+        """Pilots that ended at or after ``since``: read once after a load, then kept in step
+        with the writes (so the spend of the last 24 h does not cost a query of every pilot
+        that ended in them each cycle)."""
+        if self._ended is None:
+            self._ended = {r.pilot_id: r for r in ledger.pilots_ended_since(factory, since)}
+        old = [pid for pid, r in self._ended.items() if r.ended_at is None or r.ended_at < since]
+        for pid in old:
+            del self._ended[pid]
+        return list(self._ended.values())
 
     def of_site(self, site: str) -> list[PilotRecord]:
         return _ordered(self._sites.get(site, {}).values())
