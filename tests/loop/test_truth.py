@@ -16,7 +16,7 @@ from campus_factory.errors import PoolError
 from campus_factory.ledger import Ledger, PilotEvent, PilotState, Update
 from campus_factory.ledger.accounting import account, pilot_jobs
 from campus_factory.loop.factory import Factory
-from campus_factory.loop.usage import JobTracker
+from campus_factory.loop.usage import MAX_UNANSWERED, JobTracker
 from campus_factory.pool.htcondor import FinishedRun, RunningJob, run_end
 from campus_factory.providers.base import JobState
 from campus_factory.providers.fake import FakeProvider
@@ -37,13 +37,13 @@ class Jobs:
 
     def __init__(self) -> None:
         self.running: list[RunningJob] = []
-        self.ends: dict[Key, float | bool] = {}
+        self.ends: dict[Key, float | bool | None] = {}
         self.asked: list[list[Key]] = []
 
     def running_jobs(self) -> list[RunningJob]:
         return list(self.running)
 
-    def run_ends(self, runs: list[Key]) -> dict[Key, float | bool]:
+    def run_ends(self, runs: list[Key]) -> dict[Key, float | bool | None]:
         self.asked.append(list(runs))
         return {k: v for k, v in self.ends.items() if k in runs}
 
@@ -99,6 +99,38 @@ def test_a_run_its_job_ad_shows_still_running_stays_open(tmp_path: Path) -> None
     jobs.ends = {}  # nobody can tell: closed at the cycle, as before
     tracker.update(led, "f", 230.0)
     assert [r.ended_at for r in pilot_jobs(led, "p1")] == [230.0]
+
+
+def test_a_run_whose_schedd_does_not_answer_stays_open_until_it_does(tmp_path: Path) -> None:
+    led = _ledger(tmp_path)
+    jobs = Jobs()
+    key = ("p1", "sched#1.0#1", 100.0)
+    jobs.running = [RunningJob(*key[:2], "alice", "transparent", 100.0, 1)]
+    tracker = JobTracker(jobs)
+    tracker.update(led, "f", 110.0)
+    jobs.running = []
+    jobs.ends = {key: None}  # the schedd timed out (a loaded host)
+    tracker.update(led, "f", 170.0)
+    assert [r.ended_at for r in pilot_jobs(led, "p1")] == [None]
+    jobs.ends = {key: 146.0}
+    tracker.update(led, "f", 230.0)
+    assert [r.ended_at for r in pilot_jobs(led, "p1")] == [146.0]
+
+
+def test_a_schedd_that_never_answers_closes_its_runs_after_some_cycles(tmp_path: Path) -> None:
+    led = _ledger(tmp_path)
+    jobs = Jobs()
+    key = ("p1", "sched#1.0#1", 100.0)
+    jobs.running = [RunningJob(*key[:2], "alice", "transparent", 100.0, 1)]
+    tracker = JobTracker(jobs)
+    tracker.update(led, "f", 110.0)
+    jobs.running, jobs.ends = [], {key: None}
+    t = 110.0
+    while pilot_jobs(led, "p1")[0].ended_at is None:
+        t += 60.0
+        tracker.update(led, "f", t)
+        assert t < 110.0 + 60.0 * (MAX_UNANSWERED + 1)
+    assert pilot_jobs(led, "p1")[0].ended_at == 110.0 + 60.0 * MAX_UNANSWERED
 
 
 def test_runs_that_ended_while_the_factory_was_down_close_at_their_real_end(tmp_path: Path) -> None:

@@ -3,7 +3,8 @@
 Each cycle the jobs running on this factory's pilots (their dynamic slots) are compared with the
 runs the ledger holds open: a new run is recorded, and a run recorded before and no longer seen
 is closed at its real end when the pool can tell it (the job ad's completion date in the schedd's
-history, or its last eviction: :meth:`JobSource.run_ends`), else at the time of the cycle. Runs
+history, or its last eviction: :meth:`RunEnds.run_ends`), else at the time of the cycle; a run
+whose schedd does not answer stays open until it does (at most :data:`MAX_UNANSWERED` cycles). Runs
 that ended while the factory was down are closed the same way on its first cycle back, and so
 is a run whose pilot has ended even while a stale slot ad still shows it. Accounting then tells core-hours
 used from core-hours wasted. The open runs are kept in memory between cycles, so a cycle writes
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 
 #: the longest look back for runs never seen (at a start after a long stop)
 MAX_LOOK_BACK_S = 7 * 86400.0
+#: cycles a run whose schedd does not answer stays open before it is closed at the cycle's time
+MAX_UNANSWERED = 10
 
 _Key = tuple[str, str, float]
 
@@ -41,7 +44,7 @@ class JobSource(Protocol):
 class RunEnds(Protocol):
     """A job source that can also tell when runs ended (HTCondor: the schedds' job ads)."""
 
-    def run_ends(self, runs: list[_Key]) -> dict[_Key, float | bool]: ...
+    def run_ends(self, runs: list[_Key]) -> dict[_Key, float | bool | None]: ...
 
 
 @runtime_checkable
@@ -64,6 +67,7 @@ class JobTracker:
         self._open: dict[_Key, JobRun] | None = None
         self._generation: int | None = None
         self._since: float | None = None  # runs that ended after this are looked up in the history
+        self._unanswered: dict[_Key, int] = {}  # runs whose schedd did not answer, and how often
         #: pilots whose dynamic slots ran a job at the last read (empty when it failed): a
         #: partitionable slot's own ad can lag its claims at a loaded collector
         self.busy_pilots: frozenset[str] = frozenset()
@@ -103,7 +107,7 @@ class JobTracker:
         ]
         current = {_key(j) for j in running}
         gone = [k for k in opened if k not in current]
-        ends: dict[_Key, float | bool] = {}
+        ends: dict[_Key, float | bool | None] = {}
         if gone and isinstance(self.source, RunEnds):
             ends = self.source.run_ends(gone)
         closed = []
@@ -111,6 +115,11 @@ class JobTracker:
             end = ends.get(k)
             if end is False:  # its job ad says it still runs there: the collector missed its slot
                 continue
+            if k in ends and end is None:  # its schedd did not answer: ask again next cycle
+                self._unanswered[k] = tries = self._unanswered.get(k, 0) + 1
+                if tries < MAX_UNANSWERED:
+                    continue
+            self._unanswered.pop(k, None)
             at = now if end is None or end is True else min(now, float(end))
             closed.append(replace(opened[k], ended_at=max(at, opened[k].started_at)))
         unseen = self._unseen(

@@ -176,16 +176,17 @@ class HTCondorJobs:
             raise PoolError(f"cannot query jobs on pilots at {self.pool.collector}: {exc}") from exc
         return [j for j in (running_job(ad) for ad in ads) if j is not None]
 
-    def run_ends(self, runs: list[RunKey]) -> dict[RunKey, float | bool]:
+    def run_ends(self, runs: list[RunKey]) -> dict[RunKey, float | bool | None]:
         """When runs no longer seen on our pilots ended, from their schedds' job ads: history
         first (``condor_history``), then the queue (an evicted job waits there again). A run whose
-        ad still shows it running maps to False; runs nobody can tell about are left out."""
+        ad still shows it running maps to False; a run whose schedd did not answer maps to None
+        (ask again); runs nobody can tell about are left out."""
         import htcondor2
 
         by_schedd: dict[str, list[RunKey]] = {}
         for key in runs:
             by_schedd.setdefault(key[1].split("#", 1)[0], []).append(key)
-        out: dict[RunKey, float | bool] = {}
+        out: dict[RunKey, float | bool | None] = {}
         for name, keys in sorted(by_schedd.items()):
             gids = sorted({k[1] for k in keys})
             constraint = " || ".join(f"GlobalJobId == {literal(g)}" for g in gids)
@@ -195,8 +196,9 @@ class HTCondorJobs:
                 ads = {str(a.get("GlobalJobId")): a for a in schedd.history(constraint, HISTORY_PROJECTION, len(gids))}
                 for a in schedd.query(constraint, HISTORY_PROJECTION):
                     ads.setdefault(str(a.get("GlobalJobId")), a)
-            except Exception as exc:  # a schedd that does not answer: those runs end at the cycle
+            except Exception as exc:  # a schedd that does not answer now may answer next cycle
                 log.warning("cannot read the job history of schedd %s: %s", name, exc)
+                out.update((k, None) for k in keys)
                 continue
             for key in keys:
                 end = run_end(ads.get(key[1]), key[2])
