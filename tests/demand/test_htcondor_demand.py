@@ -41,3 +41,35 @@ def test_idle_jobs_are_grouped_per_shape(condor_pool, monkeypatch) -> None:
         assert none.idle_groups() == []
     finally:
         condor_pool.run("condor_rm", "-all", check=False)
+
+
+def test_a_schedd_that_stops_answering_keeps_its_last_idle_jobs_for_a_while(condor_pool, monkeypatch) -> None:
+    import htcondor2
+
+    from campus_factory.demand.htcondor import STALE_S
+
+    monkeypatch.setenv("CONDOR_CONFIG", str(condor_pool.config_file))
+    sub = condor_pool.submit_dir / "stale.sub"
+    sub.write_text(SUBMIT.format(cpus=1, mem=100, n=2, tag="stale", route="transparent"))
+    sub.chmod(0o644)
+    condor_pool.run("condor_submit", str(sub), user="nobody")
+    t = [0.0]
+    try:
+        demand = HTCondorDemand(
+            PoolOptions(collector=condor_pool.collector, job_constraint='Owner == "nobody"'), clock=lambda: t[0]
+        )
+        (g,) = demand.idle_groups()
+        assert g.count == 2
+
+        def timed_out(self, *a, **k):
+            raise htcondor2.HTCondorException("Failed to fetch ads from schedd (timed out)")
+
+        with monkeypatch.context() as m:
+            m.setattr(htcondor2.Schedd, "query", timed_out)
+            t[0] = STALE_S - 1  # a failed read is not an empty queue
+            assert [x.count for x in demand.idle_groups()] == [2]
+            t[0] = STALE_S + 1  # until its last good read is too old
+            assert demand.idle_groups() == []
+        assert [x.count for x in demand.idle_groups()] == [2]  # it answers again
+    finally:
+        condor_pool.run("condor_rm", "-all", check=False)

@@ -5,12 +5,18 @@ knows) are grouped by the attributes a matchmaker looks at: owner, requested cpu
 disk, GPUs, the Requirements expression and the job's own attributes it refers to (such as
 ``DiskUsage`` or ``MY.FileSystemDomain``), like the schedd's autoclusters. A first query reads a
 small projection; when Requirements refer to attributes outside it, a second query fetches them.
+
+A schedd that does not answer, or is missing from the collector for a moment, is a failed
+observation, not an empty queue: its idle jobs of the last good read stand in for up to
+:data:`STALE_S` seconds (with a warning each cycle), so one slow schedd does not make the
+planner cancel the pilots queued for its jobs. After that its jobs count as gone.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +26,10 @@ from ..domain import JobGroup, group_id_for
 from ..errors import DemandError
 from .bounds import MAX_ATTRIBUTES, bounded_attribute, bounded_int, bounded_text
 
-__all__ = ["HTCondorDemand", "group_job_ads"]
+__all__ = ["STALE_S", "HTCondorDemand", "group_job_ads"]
+
+#: how long a schedd's last good idle jobs stand in while it does not answer
+STALE_S = 300.0
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +134,10 @@ def group_job_ads(ads: Iterable[Any], schedd: str) -> list[JobGroup]:
 class HTCondorDemand:
     """Reads idle jobs from the pool's schedds on each call."""
 
-    def __init__(self, pool: PoolOptions) -> None:
+    def __init__(self, pool: PoolOptions, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.pool = pool
+        self.clock = clock
+        self._last: dict[str, tuple[float, list[JobGroup]]] = {}  # schedd -> (read at, its groups)
 
     def _schedds(self) -> list[Any]:
         import htcondor2
@@ -149,7 +160,9 @@ class HTCondorDemand:
         except Exception as exc:
             raise DemandError(f"cannot list schedds at {self.pool.collector}: {exc}") from exc
         constraint = f"JobStatus == 1 && ({self.pool.job_constraint})"
+        now = self.clock()
         out: list[JobGroup] = []
+        read: set[str] = set()
         for sad in schedd_ads:
             name = str(sad.get("Name", "?"))
             try:
@@ -162,5 +175,17 @@ class HTCondorDemand:
             except Exception as exc:
                 log.warning("schedd %s: cannot read idle jobs: %s", name, exc)
                 continue
-            out.extend(group_job_ads(ads, name))
+            groups = group_job_ads(ads, name)
+            self._last[name] = (now, groups)
+            read.add(name)
+            out.extend(groups)
+        for name, (at, groups) in sorted(self._last.items()):
+            if name in read:
+                continue
+            if now - at > STALE_S:
+                log.warning("schedd %s: no answer for %.0f s, its idle jobs count as gone", name, now - at)
+                del self._last[name]
+                continue
+            log.warning("schedd %s: using its idle jobs read %.0f s ago", name, now - at)
+            out.extend(groups)
         return out
