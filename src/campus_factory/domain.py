@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["JobGroup", "PilotRequest", "group_id_for", "printable"]
+__all__ = ["InstanceShape", "JobGroup", "PilotRequest", "group_id_for", "printable"]
 
 #: characters never printed raw: C0/C1 controls but tab (line breaks forge log lines, ESC drives
 #: terminals), bidirectional overrides (text that reads differently than it is), lone surrogates
@@ -70,7 +70,9 @@ def group_id_for(*parts: object) -> str:
 
 @dataclass(frozen=True)
 class PilotRequest:
-    """One pilot to start; ``pilot_id`` is the factory's name for it."""
+    """One pilot to start; ``pilot_id`` is the factory's name for it. ``instance_type``: the
+    instance type (flavor) the planner chose for it at a cloud site listing several
+    (``cloud.instance_types``); empty: the site's one type (``cloud.instance_type``)."""
 
     pilot_id: str
     cpus: int
@@ -78,3 +80,27 @@ class PilotRequest:
     disk_mb: int
     gpus: int
     walltime_s: float
+    instance_type: str = ""
+
+
+@dataclass(frozen=True)
+class InstanceShape:
+    """One instance type (EC2) or flavor (OpenStack) a cloud site may start, as the planner
+    sees it: its resources (read from the cloud, or declared in the config) and its cost per hour.
+
+    ``name`` is the config's name for it; ``ref`` the cloud's own id (a flavor id; the type
+    name on EC2). Built only by the providers' parsers and :func:`providers._cloud.shape`, which
+    check every value is a bounded integer."""
+
+    name: str
+    cpus: int
+    memory_mb: int
+    disk_mb: int
+    gpus: int
+    cost_per_hour: float
+    ref: str = ""
+
+    @property
+    def resources(self) -> tuple[int, int, int, int]:
+        """(cpus, memory MB, disk MB, GPUs): the planner's shape of a pilot of this type."""
+        return (self.cpus, self.memory_mb, self.disk_mb, self.gpus)

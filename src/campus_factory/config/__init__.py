@@ -19,9 +19,11 @@ from pydantic import Field, ValidationError, model_validator
 from ..errors import ConfigError
 from ._base import Duration, _nul_path, _Section, parse_duration
 from ._grammar import fullmatch
+from .cloud import InstanceTypeOption
 from .factory import ApiOptions, FactoryOptions, FlockSource, LoggingOptions, PilotOptions, PoolOptions, TokenOptions
 from .site import (
     CLOUD_PROVIDERS,
+    SIZED_CLOUD_PROVIDERS,
     BatchOptions,
     BudgetOptions,
     CloudOptions,
@@ -35,6 +37,7 @@ from .site import (
 
 __all__ = [
     "CLOUD_PROVIDERS",
+    "SIZED_CLOUD_PROVIDERS",
     "ApiOptions",
     "BatchOptions",
     "BudgetOptions",
@@ -43,6 +46,7 @@ __all__ = [
     "Duration",
     "FactoryOptions",
     "FlockSource",
+    "InstanceTypeOption",
     "IsolationOptions",
     "LoggingOptions",
     "PilotOptions",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -18,10 +17,12 @@ from ._grammar import (
     check_names,
     check_one_line,
 )
+from .cloud import CloudOptions
 
 __all__ = [
     "CLOUD_PROVIDERS",
     "FIXED_SHAPE_PROVIDERS",
+    "SIZED_CLOUD_PROVIDERS",
     "BatchOptions",
     "BudgetOptions",
     "CloudOptions",
@@ -50,8 +51,11 @@ class SlotResources(_Section):
         "cores it asked for (its START requires RequestCpus >= them), and the pilot limits count cores in "
         "whole slots (max_pilots = 10 with cpus = 16: 160 cores in pilots of any size). 'fixed': every "
         "pilot has the resources above (sites that only take whole nodes). 'auto': 'fit' where the "
-        "provider can size a pilot (batch systems, remote HTCondor, Kubernetes, fake), 'fixed' on "
-        "ec2, openstack, libcloud and local sites.",
+        "provider can size a pilot (batch systems, remote HTCondor, Kubernetes, fake, and ec2 and openstack "
+        "sites listing several cloud.instance_types), 'fixed' on other ec2, openstack, libcloud and local "
+        "sites. At a cloud site with cloud.instance_types, a fit pilot is the cheapest listed type that fits "
+        "its jobs, takes any job that fits it, and offers the type's resources (the slot's cpus, memory_mb "
+        "and gpus are unused there; disk_mb is the disk of types that list none).",
     )
     attributes: dict[str, str | int | float | bool] = Field(
         default_factory=dict,
@@ -243,77 +247,6 @@ class TransportOptions(_Section):
         return self
 
 
-class CloudOptions(_Section):
-    """Options of cloud sites (ec2, openstack, libcloud, kubernetes). Credentials come only from
-    files or environment variables named here, never from this file."""
-
-    region: str | None = Field(
-        None, description="Region (EC2, OpenStack region name, libcloud region); unset: the SDK's default."
-    )
-    endpoint_url: str | None = Field(
-        None,
-        description="API endpoint: EC2 endpoint URL, libcloud host URL, Kubernetes API server; unset: the "
-        "SDK's default (OpenStack takes its auth URL from clouds.yaml or OS_AUTH_URL).",
-    )
-    image: str | None = Field(
-        None, description="Image of the pilots: AMI id (EC2), image id (OpenStack, libcloud), container image (k8s)."
-    )
-    instance_type: str | None = Field(
-        None, description="Instance type (EC2), flavor name or id (OpenStack), size id (libcloud)."
-    )
-    network: str | None = Field(None, description="Subnet id (EC2) or network id (OpenStack, libcloud).")
-    key_name: str | None = Field(None, description="SSH key pair name installed on the instances (debugging).")
-    security_groups: tuple[str, ...] = Field((), description="Security group ids (EC2) or names (OpenStack).")
-    spot: bool = Field(False, description="EC2: request spot instances (one-time, terminated on interruption).")
-    spot_max_price: str | None = Field(None, description="EC2: highest spot price per hour; unset: on-demand price.")
-    profile: str | None = Field(
-        None, description="Credentials profile: AWS profile (EC2) or cloud name in clouds.yaml (OpenStack)."
-    )
-    credentials_file: str | None = Field(
-        None,
-        description="File holding credentials: AWS shared credentials file (EC2), clouds.yaml (OpenStack), "
-        "kubeconfig (Kubernetes). Unset: the SDK's environment variables and default files.",
-    )
-    key_env: str = Field(
-        "CAMPUS_FACTORY_CLOUD_KEY", description="libcloud: environment variable holding the access key / user."
-    )
-    secret_env: str = Field(
-        "CAMPUS_FACTORY_CLOUD_SECRET", description="libcloud: environment variable holding the secret key."
-    )
-    driver: str | None = Field(None, description="libcloud: the compute driver name, e.g. 'ec2', 'openstack', 'gce'.")
-    driver_options: dict[str, str | int | bool] = Field(
-        default_factory=dict,
-        description="libcloud: more (non-secret) driver arguments, e.g. signature_version = '4'.",
-    )
-    namespace: str = Field("default", description="Kubernetes: namespace the pilot pods run in.")
-    tags: dict[str, str] = Field(
-        default_factory=dict,
-        description="More tags (EC2), metadata (OpenStack, libcloud) or labels (k8s) on every instance.",
-    )
-    max_attempts: int = Field(
-        4, ge=1, le=10, description="Attempts of each API call, retries of throttling and 5xx errors included."
-    )
-    request_timeout: Duration = Field(30.0, gt=0, description="Connect and read timeout of each API call.")
-    join_timeout: Duration = Field(
-        1200.0, gt=0, description="An instance whose startd has not joined the pool after this long is terminated."
-    )
-    orphan_grace: Duration = Field(
-        600.0,
-        ge=0,
-        description="An instance carrying this factory's tags but unknown to the ledger is terminated after "
-        "this long (covers a factory that crashed between the API call and the ledger write).",
-    )
-
-    @model_validator(mode="after")
-    def _endpoint(self) -> CloudOptions:
-        if self.endpoint_url is not None and not re.match(r"^https?://[^\s/]+", self.endpoint_url):
-            raise ValueError("endpoint_url must be an http(s) URL")
-        for name in (self.key_env, self.secret_env):
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-                raise ValueError(f"{name!r} is not an environment variable name")
-        return self
-
-
 class BudgetOptions(_Section):
     """Spend ceilings, in the unit of cost_per_core_hour (unset: no ceiling)."""
 
@@ -362,7 +295,10 @@ class RemoteHTCondorOptions(_Section):
 #: providers whose pilots are cloud VMs or pods: they advertise IsCloudNode = True
 CLOUD_PROVIDERS = frozenset({"ec2", "openstack", "libcloud", "kubernetes"})
 #: providers whose pilots are one shape (an instance type, a local process): sizing 'auto' is 'fixed'
+#: (at ec2 and openstack sites listing several cloud.instance_types: 'fit')
 FIXED_SHAPE_PROVIDERS = frozenset({"ec2", "openstack", "libcloud", "local"})
+#: cloud providers that choose among several instance types (cloud.instance_types)
+SIZED_CLOUD_PROVIDERS = frozenset({"ec2", "openstack"})
 
 
 class SiteConfig(_Section):
@@ -427,6 +363,8 @@ class SiteConfig(_Section):
     def sizing(self) -> Literal["fixed", "fit"]:
         """The sizing in force: ``slot.sizing`` with 'auto' resolved by the provider."""
         if self.slot.sizing == "auto":
+            if self.provider in SIZED_CLOUD_PROVIDERS and len(self.cloud.instance_types) > 1:
+                return "fit"
             return "fixed" if self.provider in FIXED_SHAPE_PROVIDERS else "fit"
         return self.slot.sizing
 
@@ -441,9 +379,25 @@ class SiteConfig(_Section):
 
     @model_validator(mode="after")
     def _sizing(self) -> SiteConfig:
-        if self.slot.sizing == "fit" and self.provider in ("ec2", "openstack", "libcloud"):
+        types = self.cloud.instance_types
+        if types and self.provider not in SIZED_CLOUD_PROVIDERS:
             raise ValueError(
-                f'slot.sizing = "fit" is not supported on {self.provider} sites yet: their pilots are one '
-                'instance type (cloud.instance_type); use sizing = "fixed"'
+                f"cloud.instance_types is not supported on {self.provider} sites yet (only ec2 and openstack): "
+                "use cloud.instance_type"
+            )
+        if self.slot.sizing == "fit" and self.provider == "libcloud":
+            raise ValueError(
+                'slot.sizing = "fit" is not supported on libcloud sites yet: their pilots are one size '
+                '(cloud.instance_type); use sizing = "fixed"'
+            )
+        if self.slot.sizing == "fit" and self.provider in SIZED_CLOUD_PROVIDERS and not types:
+            raise ValueError(
+                f'slot.sizing = "fit" on an {self.provider} site needs the instance types to choose from in '
+                'cloud.instance_types; with one type (cloud.instance_type) use sizing = "fixed"'
+            )
+        if self.slot.sizing == "fixed" and len(types) > 1:
+            raise ValueError(
+                'slot.sizing = "fixed" with several cloud.instance_types: pilots are one type at a fixed site; '
+                'list one, or use sizing = "auto" or "fit" to choose among them'
             )
         return self
