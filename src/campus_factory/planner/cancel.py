@@ -46,7 +46,7 @@ def cancels(st: SiteState, submit: int, now: float) -> list[Cancel]:
     # a fit pilot no job of this plan needs (idle jobs, warm buffer) leaves after a short grace:
     # it was sized for jobs that are gone, and a new one starts when such jobs come
     timeout, what = spec.idle_timeout_s, "idle_timeout"
-    if spec.sizing == "fit" and timeout > IDLE_GRACE_S:
+    if spec.sizing == "fit" and not spec.instance_types and timeout > IDLE_GRACE_S:
         timeout, what = IDLE_GRACE_S, f"{IDLE_GRACE_S:.0f} s (sized to demand, and no idle job needs it)"
     for p in queued:
         if room <= 0:

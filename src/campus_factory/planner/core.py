@@ -14,7 +14,8 @@ deterministic match results), so the same input always gives the same plan.
    sites in preference order — rank (higher first), cost per core-hour, recent start latency
    (whole minutes), config order — then into new pilots within the budget, at the sites whose
    new pilots are expected to start soonest first (:mod:`.warm`), spilling to the next site when
-   one cannot take all (:mod:`.packing`). Then the **warm buffer**: for groups whose jobs have
+   one cannot take all (:mod:`.packing`); at a cloud site listing instance types, new pilots are
+   the cheapest type that fits (:mod:`.flavors`). Then the **warm buffer**: for groups whose jobs have
    been arriving, pilots for the jobs expected while new pilots start (:mod:`.warm`).
 4. **Floor, offline signal**: a site below its floor gets pilots up to it; a site whose offline
    ad the negotiator matched recently, and that none of the visible groups matches, gets
@@ -33,8 +34,9 @@ from dataclasses import replace
 
 from ..domain import JobGroup
 from .cancel import cancels
+from .flavors import choose_type
 from .match import MatchCache, MatchOutcome, group_key, job_runtime_s
-from .packing import Shape
+from .packing import Shape, SiteBins
 from .state import SiteState, fits, job_shape, jobs_per_pilot, site_bins, site_budget, site_order
 from .types import GroupDecision, PilotSize, PilotView, Placement, Plan, SitePlan, SiteSpec
 from .warm import buffer_jobs, expected_start_s, latency_note, start_bucket
@@ -79,16 +81,21 @@ def _place(
     usable = sorted((st for st in matched if st.spec.healthy), key=lambda st: st.key)
     shape = job_shape(g)
     declared = job_runtime_s(g)
-    left, got, bound = _spread(usable, shape, declared, g.count)
-    placements = [Placement(name, *got[name]) for name in got]
+    left, got, bound, kinds = _spread(usable, shape, declared, g.count)
+    placements = [Placement(name, j, e, n, kinds.get(name, "")) for name, (j, e, n) in got.items()]
     if left:
         bound.extend(f"{st.spec.name}: unhealthy" for st in matched if not st.spec.healthy)
     pilots = sum(p.new_pilots for p in placements)
     first = placements[0].site if placements else None
     spec = next((st.spec for st in usable if st.spec.name == first), None)
-    per = (1 if spec.sizing == "fit" else jobs_per_pilot(g, spec)) if spec is not None and first else 0
+    per = 0
+    if spec is not None and first:
+        per = 1 if spec.sizing == "fit" and not spec.instance_types else jobs_per_pilot(g, spec)
     where = "; ".join(
-        f"{p.jobs} at {p.site} ({p.into_existing} into existing, {p.new_pilots} new pilot(s))" for p in placements
+        f"{p.jobs} at {p.site} ({p.into_existing} into existing, {p.new_pilots} new pilot(s)"
+        + (f" of type {p.instance_type}" if p.instance_type and p.new_pilots else "")
+        + ")"
+        for p in placements
     )
     reason = f"{g.count} idle job(s), matches {len(matched)} site(s)"
     reason += f": {where}" if where else ": nothing placed"
@@ -109,12 +116,14 @@ def _by_start(usable: Sequence[SiteState]) -> list[SiteState]:
 
 def _spread(
     usable: Sequence[SiteState], shape: Shape, declared: float | None, want: int, *, buffer: bool = False
-) -> tuple[int, dict[str, list[int]], list[str]]:
+) -> tuple[int, dict[str, list[int]], list[str], dict[str, str]]:
     """Place ``want`` jobs: capacity already there in preference order, then new pilots by
-    expected start. Returns (left, site -> [jobs, into existing, new pilots], limits that bound)."""
+    expected start. Returns (left, site -> [jobs, into existing, new pilots], limits that bound,
+    site -> instance type of its new pilots)."""
     left = want
     got: dict[str, list[int]] = {}
     bound: list[str] = []
+    kinds: dict[str, str] = {}
     for new, order in ((False, usable), (True, _by_start(usable))):
         for st in order:
             if left == 0:
@@ -126,12 +135,15 @@ def _spread(
                 row[1] += existing
                 row[2] += opened
                 left -= placed
+                if new and opened and st.bins.last_type:
+                    kinds[st.spec.name] = st.bins.last_type
                 if buffer:
                     st.buffered += placed
             if new and left > 0 and not buffer:
                 st.exhausted = True
-                bound.append(f"{st.spec.name}: {st.bound or min(st.rooms, key=lambda k: st.rooms[k])}")
-    return left, got, bound
+                why = st.bound or st.bins.misfit or min(st.rooms, key=lambda k: st.rooms[k])
+                bound.append(f"{st.spec.name}: {why}")
+    return left, got, bound, kinds
 
 
 def _buffer(g: JobGroup, d: GroupDecision, states: Sequence[SiteState]) -> GroupDecision:
@@ -143,7 +155,7 @@ def _buffer(g: JobGroup, d: GroupDecision, states: Sequence[SiteState]) -> Group
     want = buffer_jobs(g, first.expected)
     if want <= 0:
         return d
-    left, got, _ = _spread(usable, job_shape(g), job_runtime_s(g), want, buffer=True)
+    left, got, _, _ = _spread(usable, job_shape(g), job_runtime_s(g), want, buffer=True)
     placed = want - left
     if placed <= 0:
         return d
@@ -155,15 +167,27 @@ def _buffer(g: JobGroup, d: GroupDecision, states: Sequence[SiteState]) -> Group
     return replace(d, reason=reason, pilots=d.pilots + sum(p for *_, p in got.values()), buffer=placed)
 
 
-def _sizes(spec: SiteSpec, opened: dict[Shape, int], submit: int) -> tuple[PilotSize, ...]:
-    """New pilots by size: the fitted ones, then whole-slot pilots (floor, offline requests)."""
+def _sizes(spec: SiteSpec, bins: SiteBins, submit: int) -> tuple[tuple[PilotSize, ...], tuple[str, ...]]:
+    """New pilots by size: the fitted ones, then whole-slot pilots (floor, offline requests; at a
+    site with instance types: the cheapest type for a one-core job). Also each size's instance type."""
     out: list[PilotSize] = []
-    for (c, m, d, g), n in opened.items():
+    for (c, m, d, g), n in bins.opened.items():
         out.append((c, m, d if d >= 0 else spec.disk_mb, g, n))
+    names = [bins.types.get(s, "") for s in bins.opened]
     extra = submit - sum(n for *_, n in out)
     if extra > 0:
-        out.append((spec.cpus, spec.memory_mb, spec.disk_mb, spec.gpus, extra))
-    return tuple(out)
+        base = choose_type(spec.instance_types, (1, 0, 0, 0))
+        if base is not None:
+            out.append((*base.resources, extra))
+            names.append(base.name)
+        else:
+            out.append((spec.cpus, spec.memory_mb, spec.disk_mb, spec.gpus, extra))
+            names.append("")
+    return tuple(out), tuple(names)
+
+
+def _shape(cpus: int, memory_mb: int, gpus: int) -> str:
+    return f"{cpus} core(s)/{memory_mb} MB" + (f"/{gpus} GPU(s)" if gpus else "")
 
 
 def _site_plan(st: SiteState, now: float) -> SitePlan:
@@ -194,10 +218,14 @@ def _site_plan(st: SiteState, now: float) -> SitePlan:
             f"group explains: {extra} pilot(s)"
         )
         submit += extra
-    sizes = _sizes(spec, bins.opened, submit) if spec.sizing == "fit" else ()
+    sizes, kinds = _sizes(spec, bins, submit) if spec.sizing == "fit" or spec.instance_types else ((), ())
     if sizes:
-        shown = ", ".join(f"{n} x {c} core(s)/{m} MB" + (f"/{g} GPU(s)" if g else "") for c, m, _, g, n in sizes)
-        reasons.append(f"pilots sized to their jobs: {shown}")
+        shown = ", ".join(
+            f"{n} x " + (f"{k} ({_shape(c, m, g)})" if k else _shape(c, m, g))
+            for (c, m, _, g, n), k in zip(sizes, kinds, strict=True)
+        )
+        what = "instance types, cheapest that fits their jobs" if spec.instance_types else "pilots sized to their jobs"
+        reasons.append(f"{what}: {shown}")
     reasons.append(latency_note(spec, st.expected))
     if st.buffered:
         reasons.append(f"warm buffer: {st.buffered} job(s) expected to arrive while new pilots start")
@@ -231,6 +259,7 @@ def _site_plan(st: SiteState, now: float) -> SitePlan:
         sizes,
         st.expected,
         latency_note(spec, st.expected),
+        kinds,
     )
 
 

@@ -11,6 +11,8 @@ from typing import Protocol
 
 from ..classads import literal
 from ..config import CLOUD_PROVIDERS, SiteConfig
+from ..domain import InstanceShape
+from .flavors import largest
 from .health import HealthSettings, PilotHistory, outcomes, site_health
 from .slotad import SlotPolicy, build_slot_ad, learned_items
 from .types import PilotView, SiteHealth, SiteSpec
@@ -122,22 +124,28 @@ def site_spec(
     healthy: bool = True,
     note: str = "",
     offline_requests: int = 0,
+    instance_types: tuple[InstanceShape, ...] = (),
 ) -> SiteSpec:
     """The planner's view of a configured site.
 
     ``learned``: attributes (name -> ClassAd text) of the latest real pilot ad at the site
     (``pool.base.latest_by_site``); ``health``: from :func:`site_health_of`; ``healthy``/``note``:
     whether the site answered this cycle; ``offline_requests``: the negotiator's recent matches
-    of the site's offline ad (``pool.offline.offline_requests``).
+    of the site's offline ad (``pool.offline.offline_requests``); ``instance_types``: the shapes of
+    a cloud site's ``cloud.instance_types`` as read (its slot is then the largest of them per
+    resource, which learned ads do not change).
     """
     use = learned if (learned and site.slot.learn) else None
     cpus, mem, gpus = learned_resources(site, use)
-    ad = build_slot_ad(site.name, cpus, mem, site.slot.disk_mb, gpus, site.walltime, slot_policy(site), use)
+    disk = site.slot.disk_mb
+    if instance_types:
+        cpus, mem, disk, gpus = largest(instance_types)
+    ad = build_slot_ad(site.name, cpus, mem, disk, gpus, site.walltime, slot_policy(site), use)
     return SiteSpec(
         name=site.name,
         cpus=cpus,
         memory_mb=mem,
-        disk_mb=site.slot.disk_mb,
+        disk_mb=disk,
         gpus=gpus,
         max_pilots=site.limits.max_pilots,
         max_queued=site.limits.max_queued,
@@ -158,6 +166,7 @@ def site_spec(
         health=health,
         offline_requests=offline_requests,
         sizing=site.sizing,
+        instance_types=instance_types,
     )
 
 
@@ -168,11 +177,13 @@ def site_specs(
     health: Mapping[str, SiteHealth] | None = None,
     unhealthy: Mapping[str, str] | None = None,
     offline: Mapping[str, int] | None = None,
+    instance_types: Mapping[str, tuple[InstanceShape, ...]] | None = None,
 ) -> list[SiteSpec]:
     """:func:`site_spec` for every site, in config order; maps are keyed by site name.
 
     ``unhealthy`` maps sites that failed to answer this cycle to a short note.
     """
+    types = instance_types or {}
     learned, health, unhealthy, offline = learned or {}, health or {}, unhealthy or {}, offline or {}
     return [
         site_spec(
@@ -182,6 +193,7 @@ def site_specs(
             healthy=s.name not in unhealthy,
             note=unhealthy.get(s.name, ""),
             offline_requests=offline.get(s.name, 0),
+            instance_types=types.get(s.name, ()),
         )
         for s in sites
     ]

@@ -11,11 +11,16 @@ With ``fit`` (a site whose pilots are sized to demand), a new pilot is opened fo
 asks for that job's resources (:func:`fitted`); the site's slot is the largest pilot allowed.
 A pilot already at such a site takes only a job of its own cores (its glidein START requires a
 job to fill it): a bin with ``whole`` set takes no smaller job.
+
+At a cloud site choosing among instance types, ``choose`` (:mod:`.flavors`) gives the new pilots'
+shape instead: the cheapest listed type for the jobs to place, which holds as many of them as fit
+and takes any job (no ``whole``).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 __all__ = ["Bin", "Shape", "SiteBins", "fitted", "per_bin"]
@@ -81,6 +86,11 @@ class SiteBins:
     budget: int
     fit: bool = False
     core_budget: int | None = None  # cores new pilots may take in all (max_cores); None: no limit
+    #: instance types (planner.flavors.chooser): (job, jobs) -> (new pilots' shape, type) or why none fits
+    choose: Callable[[Shape, int], tuple[Shape, str] | str] | None = None
+    types: dict[Shape, str] = field(default_factory=dict)  # the type of each opened shape
+    misfit: str = ""  # why the last group found no instance type
+    last_type: str = ""  # the type of the last new pilots opened
     bins: list[Bin] = field(default_factory=list)
     opened: dict[Shape, int] = field(default_factory=dict)
     new_pilots: int = 0
@@ -136,7 +146,15 @@ class SiteBins:
         opened = 0
         k = per_bin(self.slot, job) if self.lifetime >= runtime else 0
         pilot = self.slot
-        if self.fit and k > 0:
+        kind = ""
+        if self.choose is not None and new and left > 0 and k > 0:
+            chosen = self.choose(job, left)
+            if isinstance(chosen, str):
+                self.misfit, k = chosen, 0
+            else:
+                (pilot, kind), self.misfit = chosen, ""
+                k = per_bin(pilot, job)
+        elif self.fit and k > 0:
             pilot, k = fitted(self.slot, job), 1
         if new and left > 0 and k > 0 and self.budget > self.new_pilots:
             opened = min(math.ceil(left / k), self.budget - self.new_pilots)
@@ -152,6 +170,8 @@ class SiteBins:
             self.new_pilots += opened
             self.new_cores += opened * pilot[0]
             self.opened[pilot] = self.opened.get(pilot, 0) + opened
+            if kind:
+                self.types[pilot] = self.last_type = kind
             left -= placed
         self.jobs += want - left
         return want - left, into_existing, opened

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..domain import JobGroup
+from .flavors import chooser
 from .packing import Shape, SiteBins, per_bin
 from .types import QUEUED_STATES, PilotView, SiteSpec
 
@@ -143,7 +144,9 @@ def site_bins(site: SiteSpec, pilots: Sequence[PilotView], budget: int, cores: i
     """Capacity already there. At a ``fit`` site a pilot takes only jobs that fill all its cores
     (its glidein's START), never a smaller one; the site's slot ad has no such clause."""
     fit = site.sizing == "fit"
-    bins = SiteBins(slot_shape(site), site.walltime_s, budget, fit=fit, core_budget=cores)
+    choose = chooser(site.instance_types) if site.instance_types else None
+    bins = SiteBins(slot_shape(site), site.walltime_s, budget, fit=fit, core_budget=cores, choose=choose)
+    fill = fit and not site.instance_types  # an instance of a chosen type takes any job that fits it
     running = sorted((p for p in pilots if p.state in ("running", "joined")), key=lambda p: (p.since, p.pilot_id))
     queued = sorted((p for p in pilots if p.state in QUEUED_STATES), key=lambda p: (p.since, p.pilot_id))
     for p in running:
@@ -158,9 +161,9 @@ def site_bins(site: SiteSpec, pilots: Sequence[PilotView], budget: int, cores: i
                 full[3] if p.free_gpus is None else p.free_gpus,
             )
         life = INF if p.retire_at is None else p.retire_at - now
-        bins.add_existing(p.pilot_id, free, life, full[0] if fit else 0)
+        bins.add_existing(p.pilot_id, free, life, full[0] if fill else 0)
     if site.enabled:  # a disabled site's queued pilots are not capacity: they are cancelled
         for p in queued:
             own = pilot_shape(site, p)
-            bins.add_existing(p.pilot_id, own, site.walltime_s, own[0] if fit else 0)
+            bins.add_existing(p.pilot_id, own, site.walltime_s, own[0] if fill else 0)
     return bins

@@ -10,6 +10,7 @@ from functools import cached_property
 from typing import Any
 
 from ..classads import signature
+from ..domain import InstanceShape
 
 __all__ = [
     "ALIVE_STATES",
@@ -107,6 +108,9 @@ class SiteSpec:
     health: SiteHealth | None = None
     offline_requests: int = 0
     sizing: str = "fixed"  # "fit": each new pilot is sized for one job (the slot is the largest pilot)
+    #: a cloud site's instance types (cloud.instance_types, shapes read from the cloud): new pilots are
+    #: the cheapest that fits their jobs, and the slot above is the largest of them per resource
+    instance_types: tuple[InstanceShape, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -154,6 +158,7 @@ class Placement:
     jobs: int
     into_existing: int
     new_pilots: int
+    instance_type: str = ""  # the new pilots' instance type, at a site choosing among several
 
 
 @dataclass(frozen=True)
@@ -194,6 +199,14 @@ class SitePlan:
     sizes: tuple[PilotSize, ...] = ()
     expected_start_s: float = 0.0  # until a pilot submitted now joins (learned latency, congestion)
     start_note: str = ""  # the learned start latency behind it, for explain
+    instance_types: tuple[str, ...] = ()  # the instance type of each entry of ``sizes`` (cloud sites)
+
+    def instance_type_of(self, size: tuple[int, int, int, int]) -> str:
+        """The instance type chosen for new pilots of ``size`` (cpus, memory, disk, GPUs); "" if none."""
+        for (c, m, d, g, _), name in zip(self.sizes, self.instance_types, strict=False):
+            if (c, m, d, g) == tuple(size):
+                return name
+        return ""
 
     def pilot_sizes(self, slot: tuple[int, int, int, int]) -> tuple[PilotSize, ...]:
         """The ``submit`` new pilots by size: ``sizes`` cut to ``submit`` (a spend ceiling may have

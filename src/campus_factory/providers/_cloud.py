@@ -9,15 +9,20 @@ Every instance carries, from the moment it is created (tags given in the create 
 * ``cf-pilot``: the pilot id, for people and the dashboard.
 
 Its name is the submission tag, with ``-p<index>`` appended in a submission of several.
+
+Instance types (``cloud.instance_types``): what the cloud says of each type's shape is parsed
+here, at the edge, into :class:`~campus_factory.domain.InstanceShape` (bounded integers only; a
+malformed answer is a :class:`ProviderError` of that site), merged with what the config declares.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 
 from ..config import PilotOptions, SiteConfig
-from ..domain import PilotRequest
+from ..domain import InstanceShape, PilotRequest
 from ..errors import (
     CapacityUnavailable,
     ProviderError,
@@ -39,10 +44,15 @@ __all__ = [
     "Deleted",
     "classify_error",
     "instance_name",
+    "instance_shapes",
     "instance_tags",
     "status_from_tags",
+    "type_of",
     "user_data",
 ]
+
+#: bounds of a shape read from a cloud (as the config's slot: cores, MB, MB, GPUs)
+_BOUNDS = {"cpus": (1, 100_000), "memory_mb": (1, 1 << 31), "disk_mb": (0, 1 << 40), "gpus": (0, 10_000)}
 
 TAG_FACTORY = "cf-factory"
 TAG_SITE = "cf-site"
@@ -179,3 +189,52 @@ class Deleted:
             else:
                 statuses[j] = status_from_tags(j, JobState.GONE, "", {}, "not listed")
         return Observation(statuses=statuses, tagged=[s for s in found.values() if s.tag.startswith(tag_prefix)])
+
+
+def type_of(site: SiteConfig, request: PilotRequest) -> str:
+    """The instance type (flavor) to start for ``request``: the planner's choice, else the site's one."""
+    if request.instance_type:
+        if request.instance_type not in {t.name for t in site.cloud.instance_types}:
+            raise SubmitError(f"{site.name}: instance type {request.instance_type!r} is not listed", site=site.name)
+        return request.instance_type
+    if site.cloud.instance_type:
+        return site.cloud.instance_type
+    if len(site.cloud.instance_types) == 1:
+        return site.cloud.instance_types[0].name
+    raise SubmitError(f"{site.name}: a pilot with no instance type at a site listing several", site=site.name)
+
+
+def _bounded(site: str, name: str, key: str, value: object) -> int:
+    low, high = _BOUNDS[key]
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        shown = repr(value)[:40]
+        raise ProviderError(
+            f"{site}: the cloud's answer for instance type {name!r} is malformed: {key} = {shown} "
+            f"(an integer from {low} to {high} expected)",
+            site=site,
+        )
+    return value
+
+
+def instance_shapes(site: SiteConfig, read: Mapping[str, Mapping[str, object]]) -> tuple[InstanceShape, ...]:
+    """The shapes of the site's ``cloud.instance_types``: what the config declares, else what the
+    cloud said (``read``: type name -> cpus, memory_mb, disk_mb (None: none listed), gpus, ref),
+    checked and bounded. A type the cloud did not list and the config does not declare is an error."""
+    out = []
+    for t in site.cloud.instance_types:
+        got = read.get(t.name, {})
+        if not got and not t.declared:
+            raise ProviderError(f"{site.name}: the cloud lists no instance type (flavor) {t.name!r}", site=site.name)
+        values = {
+            "cpus": t.cpus if t.cpus is not None else got.get("cpus"),
+            "memory_mb": t.memory_mb if t.memory_mb is not None else got.get("memory_mb"),
+            "disk_mb": t.disk_mb if t.disk_mb is not None else got.get("disk_mb") or site.slot.disk_mb,
+            "gpus": t.gpus if t.gpus is not None else got.get("gpus", 0),
+        }
+        shape = {k: _bounded(site.name, t.name, k, v) for k, v in values.items()}
+        cost = t.cost_per_hour if t.cost_per_hour is not None else site.cost_per_core_hour * shape["cpus"]
+        ref = str(got.get("ref") or t.name)
+        out.append(InstanceShape(t.name, shape["cpus"], shape["memory_mb"], shape["disk_mb"], shape["gpus"], cost, ref))
+    return tuple(out)

@@ -16,6 +16,11 @@
   ``TerminateInstances`` call. EC2 shuts the OS down cleanly first: the pilot gets a TERM either
   way, so ``graceful`` only changes how the end is recorded. Unknown ids count as done.
 
+* **instance types**: with ``cloud.instance_types``, one ``DescribeInstanceTypes`` call gives the
+  shapes of the types the config does not declare (``VCpuInfo.DefaultVCpus``,
+  ``MemoryInfo.SizeInMiB``, ``InstanceStorageInfo.TotalSizeInGB``, ``GpuInfo``); each pilot is
+  started as the type the planner chose for it.
+
 botocore retries throttling and 5xx answers itself (``standard`` mode, ``cloud.max_attempts``
 attempts in all); what still fails after that reaches the loop classified.
 """
@@ -33,6 +38,7 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..config import PilotOptions, SiteConfig
+from ..domain import InstanceShape
 from ..errors import ProviderError, SubmitError
 from ..pilot.glidein import GlideinSpec
 from ..pilot.payload import GlideinBuilder, glidein_for
@@ -42,13 +48,15 @@ from ._cloud import (
     TAG_SITE,
     classify_error,
     instance_name,
+    instance_shapes,
     instance_tags,
     status_from_tags,
+    type_of,
     user_data,
 )
 from .base import CancelResult, JobState, Observation, Submission, SubmittedPilot, translate_state
 
-__all__ = ["EC2_STATES", "Ec2Provider", "ec2_state"]
+__all__ = ["EC2_STATES", "Ec2Provider", "ec2_shape", "ec2_state"]
 
 EC2_STATES: Mapping[str, JobState] = {
     "PENDING": JobState.PENDING,
@@ -78,6 +86,25 @@ def ec2_state(instance: Mapping[str, Any]) -> tuple[JobState, str, str]:
     return JobState.FAILED, native, message or code
 
 
+def _get(answer: Any, *path: str) -> Any:
+    for key in path:
+        answer = answer.get(key) if isinstance(answer, Mapping) else None
+    return answer
+
+
+def ec2_shape(answer: Mapping[str, Any]) -> dict[str, object]:
+    """The shape of one DescribeInstanceTypes entry, unchecked (``_cloud.instance_shapes`` bounds it)."""
+    counts = [_get(g, "Count") for g in _get(answer, "GpuInfo", "Gpus") or ()]
+    bad = [c for c in counts if not isinstance(c, int) or isinstance(c, bool)]
+    disk = _get(answer, "InstanceStorageInfo", "TotalSizeInGB")
+    return {
+        "cpus": _get(answer, "VCpuInfo", "DefaultVCpus"),
+        "memory_mb": _get(answer, "MemoryInfo", "SizeInMiB"),
+        "disk_mb": disk * 1000 if isinstance(disk, int) and not isinstance(disk, bool) else disk,
+        "gpus": bad[0] if bad else sum(counts),
+    }
+
+
 def _tags(instance: Mapping[str, Any]) -> dict[str, str]:
     return {str(t["Key"]): str(t.get("Value", "")) for t in instance.get("Tags", []) or []}
 
@@ -88,8 +115,11 @@ class Ec2Provider:
     def __init__(
         self, site: SiteConfig, pilot: PilotOptions, factory_name: str, glidein: GlideinBuilder | None = None
     ) -> None:
-        if not site.cloud.image or not site.cloud.instance_type:
-            raise ProviderError(f"{site.name}: an ec2 site needs cloud.image and cloud.instance_type", site=site.name)
+        if not site.cloud.image or not (site.cloud.instance_type or site.cloud.instance_types):
+            raise ProviderError(
+                f"{site.name}: an ec2 site needs cloud.image and cloud.instance_type (or cloud.instance_types)",
+                site=site.name,
+            )
         self.site = site.name
         self.config = site
         self.pilot = pilot
@@ -142,7 +172,7 @@ class Ec2Provider:
             )
         params: dict[str, Any] = {
             "ImageId": cloud.image,
-            "InstanceType": cloud.instance_type,
+            "InstanceType": type_of(self.config, request),
             "MinCount": 1,
             "MaxCount": 1,
             "UserData": data,
@@ -185,6 +215,22 @@ class Ec2Provider:
                 raise error from exc
             out.append(SubmittedPilot(request.pilot_id, instance_id))
         return out
+
+    # -- instance types --------------------------------------------------------------------
+    def read_types(self, names: Sequence[str]) -> dict[str, dict[str, object]]:
+        """One DescribeInstanceTypes call (blocking) for ``names``: name -> unchecked shape."""
+        reply = self.client().describe_instance_types(InstanceTypes=list(names))
+        entries = reply.get("InstanceTypes", []) if isinstance(reply, Mapping) else []
+        return {str(e.get("InstanceType")): ec2_shape(e) for e in entries if isinstance(e, Mapping)}
+
+    async def instance_shapes(self) -> tuple[InstanceShape, ...]:
+        """The shapes of ``cloud.instance_types`` (the cloud asked only for undeclared ones)."""
+        names = [t.name for t in self.config.cloud.instance_types if not t.declared]
+        try:
+            read = await asyncio.to_thread(self.read_types, names) if names else {}
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error("instance types", exc) from exc
+        return instance_shapes(self.config, read)
 
     # -- observe ---------------------------------------------------------------------------
     def list_instances(self) -> list[dict[str, Any]]:

@@ -15,6 +15,10 @@
   servers, so the provider remembers what it deleted and reports those CANCELLED (COMPLETED after
   a graceful leave); after a restart such a server is GONE.
 
+With ``cloud.instance_types``, one flavor listing (``flavors/detail``) gives the shapes
+(``vcpus``, ``ram``, ``disk``) of the flavors the config does not declare, matched by name or id;
+each pilot is created with the flavor the planner chose for it.
+
 Credentials come from ``clouds.yaml`` (``cloud.credentials_file``, cloud name ``cloud.profile``)
 or the ``OS_*`` environment variables.
 """
@@ -32,6 +36,7 @@ from openstack import exceptions as os_exceptions
 from openstack.config import loader
 
 from ..config import PilotOptions, SiteConfig
+from ..domain import InstanceShape
 from ..errors import ProviderError
 from ..pilot.glidein import GlideinSpec
 from ..pilot.payload import GlideinBuilder, glidein_for
@@ -41,8 +46,10 @@ from ._cloud import (
     Deleted,
     classify_error,
     instance_name,
+    instance_shapes,
     instance_tags,
     status_from_tags,
+    type_of,
     user_data,
 )
 from .base import CancelResult, JobState, Observation, Submission, SubmittedPilot, translate_state
@@ -82,9 +89,11 @@ class OpenStackProvider:
     def __init__(
         self, site: SiteConfig, pilot: PilotOptions, factory_name: str, glidein: GlideinBuilder | None = None
     ) -> None:
-        if not site.cloud.image or not site.cloud.instance_type:
+        if not site.cloud.image or not (site.cloud.instance_type or site.cloud.instance_types):
             raise ProviderError(
-                f"{site.name}: an openstack site needs cloud.image and cloud.instance_type (the flavor)", site=site.name
+                f"{site.name}: an openstack site needs cloud.image and cloud.instance_type (the flavor) "
+                "or cloud.instance_types",
+                site=site.name,
             )
         self.site = site.name
         self.config = site
@@ -92,7 +101,7 @@ class OpenStackProvider:
         self.factory = factory_name
         self.glidein = glidein
         self._conn: Any = None
-        self._flavor: str | None = None
+        self._flavors: dict[str, str] = {}  # flavor name (or id) -> id
         self._deleted = Deleted()  # what this process deleted: the listing forgets it
 
     # -- the connection --------------------------------------------------------------------
@@ -115,15 +124,42 @@ class OpenStackProvider:
         details = getattr(exc, "details", None) or str(exc)
         return classify_error(self.site, what, f"HTTP {status}" if status else type(exc).__name__, str(details), status)
 
-    def flavor_id(self) -> str:
-        """The configured flavor's id (a name is looked up once)."""
-        if self._flavor is None:
-            wanted = str(self.config.cloud.instance_type)
+    def flavor_id(self, wanted: str | None = None) -> str:
+        """The id of flavor ``wanted`` (default: cloud.instance_type); a name is looked up once."""
+        wanted = wanted or str(self.config.cloud.instance_type)
+        if wanted not in self._flavors:
             try:
-                self._flavor = str(self.connection().compute.find_flavor(wanted, ignore_missing=False).id)
+                self._flavors[wanted] = str(self.connection().compute.find_flavor(wanted, ignore_missing=False).id)
             except os_exceptions.NotFoundException:
-                self._flavor = wanted  # not listed: maybe an id the listing hides
-        return self._flavor
+                self._flavors[wanted] = wanted  # not listed: maybe an id the listing hides
+        return self._flavors[wanted]
+
+    def read_flavors(self) -> dict[str, dict[str, object]]:
+        """One flavor listing (blocking): name and id -> unchecked shape."""
+        out: dict[str, dict[str, object]] = {}
+        for f in self.connection().compute.flavors(details=True):
+            disk = getattr(f, "disk", None)
+            shape: dict[str, object] = {
+                "cpus": getattr(f, "vcpus", None),
+                "memory_mb": getattr(f, "ram", None),
+                "disk_mb": disk * 1000 if isinstance(disk, int) and not isinstance(disk, bool) else disk,
+                "gpus": 0,
+                "ref": str(f.id),
+            }
+            out.setdefault(str(f.id), shape)
+            out[str(getattr(f, "name", f.id))] = shape  # a name wins over an id of the same text
+        return out
+
+    async def instance_shapes(self) -> tuple[InstanceShape, ...]:
+        """The shapes of ``cloud.instance_types`` (the flavors are listed only for undeclared ones)."""
+        listed = not all(t.declared for t in self.config.cloud.instance_types)
+        try:
+            read = await asyncio.to_thread(self.read_flavors) if listed else {}
+        except _ERRORS as exc:
+            raise self._error("instance types", exc) from exc
+        shapes = instance_shapes(self.config, read)
+        self._flavors.update({s.name: s.ref for s in shapes if s.name in read})  # no lookup at submit
+        return shapes
 
     # -- submit ----------------------------------------------------------------------------
     def create_server(self, submission: Submission, index: int, glidein: GlideinSpec | None = None) -> str:
@@ -134,7 +170,7 @@ class OpenStackProvider:
         args: dict[str, Any] = {
             "name": instance_name(submission, index),
             "image_id": cloud.image,
-            "flavor_id": self.flavor_id(),
+            "flavor_id": self.flavor_id(type_of(self.config, request)),
             "user_data": base64.b64encode(text.encode()).decode(),
             "metadata": instance_tags(self.config, self.factory, submission, index, request),
         }
