@@ -43,6 +43,7 @@ from .lease import LeaseKeeper
 from .live import LivePilots, effective
 from .reconcile import ReadMemory, duplicate_job_ids, reconcile, tag_pattern
 from .report import CycleReport
+from .types import InstanceTypes
 from .usage import JobTracker
 
 __all__ = ["CycleReport", "Factory", "PlanFn"]
@@ -90,6 +91,8 @@ class Factory:
         self.arrivals = ArrivalTracker()
         #: parsed slot ads and match results, kept across cycles (the plan stays pure)
         self.match_cache = MatchCache()
+        #: the shapes of cloud sites' instance types, read once and again after their TTL
+        self.instance_types = InstanceTypes()
         #: the latest real startd ad of each site's pilots refines its slot ad
         self.learned = LearnedAds()
         #: one acting factory per name on a ledger
@@ -263,15 +266,22 @@ class Factory:
                 report.cancelled += await self._leave(site.name, chosen, graceful)
         slot = (site.slot.cpus, site.slot.memory_mb, site.slot.disk_mb, site.slot.gpus)
         for *size, n in sp.pilot_sizes(slot):  # one submission (one job array) per pilot size
-            await self._submit(site, provider, n, report, (size[0], size[1], size[2], size[3]))
+            shape = (size[0], size[1], size[2], size[3])
+            await self._submit(site, provider, n, report, shape, sp.instance_type_of(shape))
 
     async def _submit(
-        self, site: SiteConfig, provider: Provider, n: int, report: CycleReport, size: tuple[int, int, int, int]
+        self,
+        site: SiteConfig,
+        provider: Provider,
+        n: int,
+        report: CycleReport,
+        size: tuple[int, int, int, int],
+        instance_type: str = "",
     ) -> None:
         sub_id = self.new_id()
         cpus, memory_mb, disk_mb, gpus = size
         requests = tuple(
-            PilotRequest(f"{site.name}-{self.new_id()}", cpus, memory_mb, disk_mb, gpus, site.walltime)
+            PilotRequest(f"{site.name}-{self.new_id()}", cpus, memory_mb, disk_mb, gpus, site.walltime, instance_type)
             for _ in range(n)
         )
         submission = Submission(sub_id, f"{self.tag_prefix}{sub_id}", requests)
@@ -321,7 +331,20 @@ class Factory:
             except PoolError as exc:
                 report.errors.append(f"offline ads: {exc}")
         learned = {s.name: ad for s in sites if (ad := self.learned.get(s.name)) is not None}
-        return site_specs(sites, learned=learned, health=health, unhealthy=unhealthy, offline=offline)
+        types = self.instance_types.current()
+        return site_specs(
+            sites, learned=learned, health=health, unhealthy=unhealthy, offline=offline, instance_types=types
+        )
+
+    async def _read_types(self, site: SiteConfig, unhealthy: dict[str, str], report: CycleReport) -> None:
+        """The site's instance types' shapes, when due; a site with none known gets no action."""
+        if not self.instance_types.needed(site):
+            return
+        before = len(report.errors)
+        refresh = lambda: self.instance_types.refresh(site, self.providers[site.name], self.clock())  # noqa: E731
+        ok = await self._guarded(site, refresh, "reading instance types", report)
+        if not ok and not self.instance_types.known(site):
+            unhealthy.setdefault(site.name, report.errors[before].split(": ", 1)[-1][:200])
 
     async def _publish_offline(self, specs: Sequence[SiteSpec], report: CycleReport) -> None:
         if self.offline is not None:
@@ -370,6 +393,7 @@ class Factory:
                     unhealthy[site.name] = report.errors[before].split(": ", 1)[-1][:200]
 
             await asyncio.gather(*(observe(s) for s in sites))
+        await asyncio.gather(*(self._read_types(s, unhealthy, report) for s in sites))
         if not demand_ok:
             unhealthy = {s.name: "demand unreadable" for s in sites}
         now = self.clock()

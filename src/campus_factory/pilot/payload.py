@@ -63,7 +63,7 @@ class GlideinBuilder:
             update_interval_s=int(self.pilot.update_interval),
             is_cloud=site.provider in CLOUD_PROVIDERS,
             start=start,
-            fill_only=site.sizing == "fit",
+            fill_only=site.sizing == "fit" and not site.cloud.instance_types,  # an instance takes any job
             attributes=attributes,
             condor_locations=self.pilot.condor_locations,
             tarball=self.pilot.tarball,
