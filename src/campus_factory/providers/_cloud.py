@@ -206,16 +206,17 @@ def type_of(site: SiteConfig, request: PilotRequest) -> str:
 
 def _bounded(site: str, name: str, key: str, value: object) -> int:
     low, high = _BOUNDS[key]
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+    number = value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer() and abs(value) <= 1 << 53:
+        number = int(value)
+    if not isinstance(number, int) or isinstance(number, bool) or not low <= number <= high:
         shown = repr(value)[:40]
         raise ProviderError(
             f"{site}: the cloud's answer for instance type {name!r} is malformed: {key} = {shown} "
             f"(an integer from {low} to {high} expected)",
             site=site,
         )
-    return value
+    return number
 
 
 def instance_shapes(site: SiteConfig, read: Mapping[str, Mapping[str, object]]) -> tuple[InstanceShape, ...]:
