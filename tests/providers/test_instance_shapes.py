@@ -46,7 +46,7 @@ def test_declared_values_win_and_a_declared_type_needs_no_answer() -> None:
     s = site([{"name": "m5.large", "memory_mb": 7000}, {"name": "x9", "cpus": 8, "memory_mb": 1000}])
     shapes = instance_shapes(s, {"m5.large": ec2_shape(M5)})
     assert [(t.name, t.cpus, t.memory_mb) for t in shapes] == [("m5.large", 2, 7000), ("x9", 8, 1000)]
-    with pytest.raises(ProviderError, match="the cloud lists no instance type \\(flavor\\) 'm5.large'"):
+    with pytest.raises(ProviderError, match=r"the cloud lists no instance type \(flavor\) 'm5\.large'"):
         instance_shapes(s, {})
 
 
@@ -64,7 +64,7 @@ def test_declared_values_win_and_a_declared_type_needs_no_answer() -> None:
 )
 def test_a_malformed_answer_is_an_error_of_that_site(answer: dict[str, Any], what: str) -> None:
     s = site([{"name": "m5.large"}])
-    with pytest.raises(ProviderError, match="c: the cloud's answer for instance type 'm5.large' is malformed") as info:
+    with pytest.raises(ProviderError, match=r"c: the cloud's answer for instance type 'm5\.large' is malformed") as info:
         instance_shapes(s, {"m5.large": ec2_shape(answer)})
     assert what in str(info.value) and info.value.site == "c"
 
