@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from campus_factory.config import parse_config
 from campus_factory.domain import InstanceShape, PilotRequest
 from campus_factory.errors import NotSupportedError, ProviderError, SubmitError
-from campus_factory.loop.types import InstanceTypes
+from campus_factory.loop.instance_types import InstanceTypes
 from campus_factory.providers._cloud import instance_shapes, type_of
 from campus_factory.providers.ec2 import ec2_shape
 

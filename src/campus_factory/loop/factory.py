@@ -39,11 +39,11 @@ from .adjust import apply_budget, effective_sites, has_ceiling
 from .arrivals import ArrivalTracker
 from .drains import serve_drain_requests
 from .idle import IdleTracker
+from .instance_types import InstanceTypes
 from .lease import LeaseKeeper
 from .live import LivePilots, effective
 from .reconcile import ReadMemory, duplicate_job_ids, reconcile, tag_pattern
 from .report import CycleReport
-from .types import InstanceTypes
 from .usage import JobTracker
 
 __all__ = ["CycleReport", "Factory", "PlanFn"]
@@ -266,22 +266,15 @@ class Factory:
                 report.cancelled += await self._leave(site.name, chosen, graceful)
         slot = (site.slot.cpus, site.slot.memory_mb, site.slot.disk_mb, site.slot.gpus)
         for *size, n in sp.pilot_sizes(slot):  # one submission (one job array) per pilot size
-            shape = (size[0], size[1], size[2], size[3])
-            await self._submit(site, provider, n, report, shape, sp.instance_type_of(shape))
+            await self._submit(site, provider, n, report, tuple(size), sp.instance_type_of(tuple(size)))
 
     async def _submit(
-        self,
-        site: SiteConfig,
-        provider: Provider,
-        n: int,
-        report: CycleReport,
-        size: tuple[int, int, int, int],
-        instance_type: str = "",
+        self, site: SiteConfig, provider: Provider, n: int, report: CycleReport, size: tuple[int, ...], kind: str = ""
     ) -> None:
         sub_id = self.new_id()
         cpus, memory_mb, disk_mb, gpus = size
         requests = tuple(
-            PilotRequest(f"{site.name}-{self.new_id()}", cpus, memory_mb, disk_mb, gpus, site.walltime, instance_type)
+            PilotRequest(f"{site.name}-{self.new_id()}", cpus, memory_mb, disk_mb, gpus, site.walltime, kind)
             for _ in range(n)
         )
         submission = Submission(sub_id, f"{self.tag_prefix}{sub_id}", requests)
@@ -338,12 +331,13 @@ class Factory:
 
     async def _read_types(self, site: SiteConfig, unhealthy: dict[str, str], report: CycleReport) -> None:
         """The site's instance types' shapes, when due; a site with none known gets no action."""
-        if not self.instance_types.needed(site):
-            return
-        before = len(report.errors)
-        refresh = lambda: self.instance_types.refresh(site, self.providers[site.name], self.clock())  # noqa: E731
-        ok = await self._guarded(site, refresh, "reading instance types", report)
-        if not ok and not self.instance_types.known(site):
+        before, cache = len(report.errors), self.instance_types
+        refresh = lambda: cache.refresh(site, self.providers[site.name], self.clock())  # noqa: E731
+        if (
+            cache.needed(site)
+            and not await self._guarded(site, refresh, "reading instance types", report)
+            and not cache.known(site)
+        ):
             unhealthy.setdefault(site.name, report.errors[before].split(": ", 1)[-1][:200])
 
     async def _publish_offline(self, specs: Sequence[SiteSpec], report: CycleReport) -> None:

@@ -201,7 +201,7 @@ class SitePlan:
     start_note: str = ""  # the learned start latency behind it, for explain
     instance_types: tuple[str, ...] = ()  # the instance type of each entry of ``sizes`` (cloud sites)
 
-    def instance_type_of(self, size: tuple[int, int, int, int]) -> str:
+    def instance_type_of(self, size: tuple[int, ...]) -> str:
         """The instance type chosen for new pilots of ``size`` (cpus, memory, disk, GPUs); "" if none."""
         for (c, m, d, g, _), name in zip(self.sizes, self.instance_types, strict=False):
             if (c, m, d, g) == tuple(size):
