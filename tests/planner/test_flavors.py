@@ -155,3 +155,16 @@ def test_limits_count_cores_in_slots_of_the_largest_type() -> None:
     p = plan([G("small", 40)], [site(max_submit_per_cycle=1)], [], NOW)
     sp = p.site("cloud")
     assert sp.submit == 8 and sp.instance_types == ("m5.large",) and p.group("small").held_back == 24
+
+
+# -- from config ---------------------------------------------------------------------------------
+def test_a_site_whose_types_are_not_read_gets_no_action() -> None:
+    from campus_factory.config import parse_config
+    from campus_factory.planner.inputs import site_spec
+
+    cloud = {"image": "ami-1", "instance_types": [{"name": "m5.large"}, {"name": "m5.xlarge"}]}
+    cfg = parse_config({"sites": [{"name": "read", "provider": "ec2", "cloud": cloud}]})
+    spec = site_spec(cfg.sites[0])
+    assert not spec.healthy and spec.health_note == "the shapes of its cloud.instance_types are not known yet"
+    assert plan([G("g", 3)], [spec], [], NOW).site("read").submit == 0
+    assert site_spec(cfg.sites[0], instance_types=(M5L, M5XL)).healthy

@@ -19,6 +19,7 @@ import click
 from ..config import Config
 from ..domain import JobGroup
 from ..errors import CampusFactoryError
+from ..loop.instance_types import declared_types
 from ..planner.core import plan as make_plan
 from ..planner.explain import explain_plan, group_explanation, render_group_explanation
 from ..planner.inputs import pilot_views, site_health_of, site_specs
@@ -80,7 +81,7 @@ def dry_run(
 
         store = LearnedAds.from_json(Path(learned_file).read_text(encoding="utf-8"))
         learned = {s.name: a for s in cfg.sites if (a := store.get(s.name)) is not None}
-    specs = site_specs(cfg.sites, learned=learned, health=health)
+    specs = site_specs(cfg.sites, learned=learned, health=health, instance_types=declared_types(cfg.sites))
     margins = {s.name: s.batch.term_margin for s in cfg.sites}
     views = [v for r in records for v in pilot_views([r], retire_margin_s=margins.get(r.site, 0.0))]
     cache = MatchCache()

@@ -9,7 +9,7 @@ error reported); a site whose shapes were never read gets no action this cycle.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from ..config import SIZED_CLOUD_PROVIDERS, SiteConfig
 from ..domain import InstanceShape
@@ -17,7 +17,19 @@ from ..errors import NotSupportedError
 from ..providers._cloud import instance_shapes
 from ..providers.base import Provider
 
-__all__ = ["InstanceTypes"]
+__all__ = ["InstanceTypes", "declared_types"]
+
+
+def declared_types(sites: Iterable[SiteConfig]) -> dict[str, tuple[InstanceShape, ...]]:
+    """The shapes of the sites whose every instance type is declared in the config (no cloud asked):
+    what an offline plan (``plan show``, ``plan explain``) can know."""
+    return {
+        s.name: instance_shapes(s, {})
+        for s in sites
+        if s.cloud.instance_types
+        and s.provider in SIZED_CLOUD_PROVIDERS
+        and all(t.declared for t in s.cloud.instance_types)
+    }
 
 
 class InstanceTypes:

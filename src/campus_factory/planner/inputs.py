@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from ..classads import literal
-from ..config import CLOUD_PROVIDERS, SiteConfig
+from ..config import CLOUD_PROVIDERS, SIZED_CLOUD_PROVIDERS, SiteConfig
 from ..domain import InstanceShape
 from .flavors import largest
 from .health import HealthSettings, PilotHistory, outcomes, site_health
@@ -140,6 +140,8 @@ def site_spec(
     disk = site.slot.disk_mb
     if instance_types:
         cpus, mem, disk, gpus = largest(instance_types)
+    elif site.cloud.instance_types and site.provider in SIZED_CLOUD_PROVIDERS:  # nothing to choose from yet
+        healthy, note = False, note or "the shapes of its cloud.instance_types are not known yet"
     ad = build_slot_ad(site.name, cpus, mem, disk, gpus, site.walltime, slot_policy(site), use)
     return SiteSpec(
         name=site.name,
