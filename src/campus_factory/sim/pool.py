@@ -230,7 +230,7 @@ class SimPool:
         now = self.clock()
         retire = max(now, end_at - self.retire_margin_s)
         p = SimPilot(pilot_id, site, job_id, cpus, memory, disk, gpus, now, retire)
-        p.fill_only = self.fill_only and self.sites[site].sizing == "fit"
+        p.fill_only = self.fill_only and self.sites[site].sizing == "fit" and not self.sites[site].cloud.instance_types
         p.free_cpus, p.free_memory_mb, p.free_disk_mb, p.free_gpus = cpus, memory, disk, gpus
         self.pilots[pilot_id] = p
         self.busy_core_s.setdefault(pilot_id, 0.0)
