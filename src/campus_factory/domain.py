@@ -102,5 +102,6 @@ class InstanceShape:
 
     @property
     def resources(self) -> tuple[int, int, int, int]:
-        """(cpus, memory MB, disk MB, GPUs): the planner's shape of a pilot of this type."""
-        return (self.cpus, self.memory_mb, self.disk_mb, self.gpus)
+        """(cpus, memory MB, disk MB, GPUs): the planner's shape of a pilot of this type; disk 0
+        (none known, as ``slot.disk_mb = 0``) is -1, not limited."""
+        return (self.cpus, self.memory_mb, self.disk_mb if self.disk_mb > 0 else -1, self.gpus)

@@ -168,3 +168,12 @@ def test_a_site_whose_types_are_not_read_gets_no_action() -> None:
     assert not spec.healthy and spec.health_note == "the shapes of its cloud.instance_types are not known yet"
     assert plan([G("g", 3)], [spec], [], NOW).site("read").submit == 0
     assert site_spec(cfg.sites[0], instance_types=(M5L, M5XL)).healthy
+
+
+def test_a_type_with_no_known_disk_takes_jobs_that_request_disk() -> None:
+    ebs = InstanceShape("m5.large", 2, 8192, 0, 0, 0.096)  # EBS only, slot.disk_mb = 0: not limited
+    small = InstanceShape("tiny", 2, 8192, 100, 0, 0.01)
+    assert choose_type((ebs, small), (1, 1000, 5000, 0)) is ebs
+    assert "tiny has 100 MB disk" in no_type_fits((small,), (1, 1000, 5000, 0))
+    p = plan([G("g", 2, disk_mb=5000)], [site((ebs,), sizing="fixed")], [], NOW)
+    assert p.site("cloud").sizes == ((2, 8192, 0, 0, 1),) and p.site("cloud").instance_types == ("m5.large",)

@@ -178,7 +178,7 @@ def _sizes(spec: SiteSpec, bins: SiteBins, submit: int) -> tuple[tuple[PilotSize
     if extra > 0:
         base = choose_type(spec.instance_types, (1, 0, 0, 0))
         if base is not None:
-            out.append((*base.resources, extra))
+            out.append((base.cpus, base.memory_mb, base.disk_mb, base.gpus, extra))
             names.append(base.name)
         else:
             out.append((spec.cpus, spec.memory_mb, spec.disk_mb, spec.gpus, extra))

@@ -43,7 +43,7 @@ def choose_type(types: Sequence[InstanceShape], job: Shape, count: int = 1) -> I
 def _first_short(t: InstanceShape, job: Shape) -> str:
     have = t.resources
     for i, unit in enumerate(("core(s)", "MB", "MB disk", "GPU(s)")):
-        if have[i] < job[i]:
+        if have[i] < job[i] and not (i == 2 and have[i] < 0):
             return f"{t.name} has {have[i]} {unit}"
     return f"{t.name} fits"
 
