@@ -28,7 +28,7 @@ class InstanceTypeOption(_Section):
         le=1e6,
         description="What one instance of this type costs per hour (the site's currency); unset: the site's "
         "cost_per_core_hour times its cores. The planner starts the cheapest type that fits. Spend ceilings "
-        "(budget) still count cost_per_core_hour times cores.",
+        "(budget) count a core at the dearest per-core price of the types.",
     )
     cpus: int | None = Field(None, ge=1, le=100_000, description="Cores of the type; unset: read from the cloud.")
     memory_mb: int | None = Field(

@@ -5,7 +5,10 @@ Pure functions over plain data, called by the loop:
 * :func:`effective_sites`: the configured sites with the operators' overrides applied
   (``site scale`` floor/ceiling, a paused or draining site gets no new pilots);
 * :func:`apply_budget`: the plan's submissions cut to what each site's and the overall spend
-  ceilings allow, site by site in preference order so the overall ceiling is never raced.
+  ceilings allow, site by site in preference order so the overall ceiling is never raced. At a
+  cloud site with instance types a core costs what it costs in the dearest type per core, and a
+  new pilot counts the cores of the largest type: a ceiling is never overrun for want of knowing
+  which type each pilot is.
 """
 
 from __future__ import annotations
@@ -14,12 +17,30 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 
 from ..config import Config, SiteConfig
+from ..domain import InstanceShape
 from ..ledger.controls import SiteControl
 from ..ledger.overrides import SiteOverride, apply_override
 from ..planner.types import Plan
 from .budget import Ceiling, PilotUsage, Spending, allowed_given
 
-__all__ = ["apply_budget", "effective_sites", "has_ceiling"]
+__all__ = ["apply_budget", "budget_costs", "effective_sites", "has_ceiling"]
+
+Types = Mapping[str, tuple[InstanceShape, ...]]
+
+
+def budget_costs(sites: Sequence[SiteConfig], instance_types: Types | None = None) -> dict[str, float]:
+    """Cost per core-hour of each site for the spend ceilings: ``cost_per_core_hour``, or at a site
+    with instance types (their shapes as read) the dearest per core of them, if higher."""
+    types = instance_types or {}
+    return {
+        s.name: max([s.cost_per_core_hour, *(t.cost_per_hour / t.cpus for t in types.get(s.name, ()))]) for s in sites
+    }
+
+
+def _pilot_cpus(site: SiteConfig, instance_types: Types) -> int:
+    """The cores a new pilot counts for: the slot's, or the largest instance type's."""
+    shapes = instance_types.get(site.name, ())
+    return max(t.cpus for t in shapes) if shapes else site.slot.cpus
 
 
 def effective_sites(
@@ -41,9 +62,9 @@ def effective_sites(
     return tuple(out)
 
 
-def has_ceiling(config: Config, sites: Sequence[SiteConfig]) -> bool:
+def has_ceiling(config: Config, sites: Sequence[SiteConfig], instance_types: Types | None = None) -> bool:
     """Whether any spend ceiling can cut a submission: a site that costs, and a ceiling set."""
-    if not any(s.cost_per_core_hour for s in sites):
+    if not any(budget_costs(sites, instance_types).values()):
         return False
     b = config.budget
     if b.max_per_hour is not None or b.max_per_day is not None:
@@ -57,10 +78,13 @@ def apply_budget(
     sites: Sequence[SiteConfig],
     pilots: Iterable[PilotUsage],
     now: float,
+    instance_types: Types | None = None,
 ) -> Plan:
-    """The plan with each site's submissions cut to what the spend ceilings allow."""
-    costs = {s.name: s.cost_per_core_hour for s in sites}
-    if not has_ceiling(config, sites):
+    """The plan with each site's submissions cut to what the spend ceilings allow
+    (``instance_types``: the shapes of cloud sites' types, as read)."""
+    types = instance_types or {}
+    costs = budget_costs(sites, types)
+    if not has_ceiling(config, sites, types):
         return plan
     spending = Spending.of(pilots, costs, now)  # once: every site's decision reads it
     overall = Ceiling(config.budget.max_per_hour, config.budget.max_per_day)
@@ -73,13 +97,13 @@ def apply_budget(
         decision = allowed_given(
             site.name,
             sp.submit,
-            site.slot.cpus,
+            _pilot_cpus(site, types),
             spending,
             costs,
             site_ceiling=Ceiling(site.budget.max_per_hour, site.budget.max_per_day),
             overall=overall,
         )
-        spending.add(site.name, decision.allowed, site.slot.cpus, costs)
+        spending.add(site.name, decision.allowed, _pilot_cpus(site, types), costs)
         if decision.allowed < sp.submit:
             changed[sp.site] = dataclasses.replace(
                 sp,

@@ -396,9 +396,10 @@ class Factory:
         specs = await self._site_specs(sites, now, unhealthy, dry_run, report)
         live = self.live.all()
         report.plan = self.make_plan(groups, specs, self._views(live, now), now)
-        if has_ceiling(self.config, sites):  # spend ceilings only matter where pilots cost
+        types = self.instance_types.current()
+        if has_ceiling(self.config, sites, types):  # spend ceilings only matter where pilots cost
             spent = [*live, *self.live.ended_since(self.ledger, self.name, now - 86400)]
-            report.plan = apply_budget(report.plan, self.config, sites, spent, now)
+            report.plan = apply_budget(report.plan, self.config, sites, spent, now, types)
         plan_dict = report.plan.to_dict()  # once: it is logged and recorded
         if not dry_run:
             current = report.plan
