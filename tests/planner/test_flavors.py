@@ -177,3 +177,12 @@ def test_a_type_with_no_known_disk_takes_jobs_that_request_disk() -> None:
     assert "tiny has 100 MB disk" in no_type_fits((small,), (1, 1000, 5000, 0))
     p = plan([G("g", 2, disk_mb=5000)], [site((ebs,), sizing="fixed")], [], NOW)
     assert p.site("cloud").sizes == ((2, 8192, 0, 0, 1),) and p.site("cloud").instance_types == ("m5.large",)
+
+
+def test_explain_group_names_the_chosen_type() -> None:
+    from campus_factory.planner import explain_group
+
+    g = G("mem", 2, memory_mb=12000)
+    p = plan([g], [site()], [], NOW)
+    text = explain_group(p, g, [site()])
+    assert "planned: 2 job(s), 0 into existing pilots, 2 new pilot(s) of type r5.large" in text

@@ -65,6 +65,7 @@ def group_explanation(
             "jobs": 0,
             "new_pilots": 0,
             "into_existing": 0,
+            "instance_type": "",
         }
         if outcome.detail:
             row["failed"].append({"side": outcome.failed, "clause": outcome.detail, "value": ""})
@@ -74,7 +75,9 @@ def group_explanation(
             ]
         p = placed.get(s.name)
         if p is not None:
-            row.update(jobs=p.jobs, new_pilots=p.new_pilots, into_existing=p.into_existing)
+            row.update(
+                jobs=p.jobs, new_pilots=p.new_pilots, into_existing=p.into_existing, instance_type=p.instance_type
+            )
         rows.append(row)
     return {
         "group": group.group_id,
@@ -112,7 +115,7 @@ def render_group_explanation(data: dict[str, Any]) -> str:
                 lines.append(f"      start: {r['start']}")
             lines.append(
                 f"      planned: {r['jobs']} job(s), {r['into_existing']} into existing pilots, "
-                f"{r['new_pilots']} new pilot(s)"
+                f"{r['new_pilots']} new pilot(s)" + (f" of type {r['instance_type']}" if r.get("instance_type") else "")
             )
             if r["limit"]:
                 lines.append(f"      limit that held this group back: {r['limit']}")
