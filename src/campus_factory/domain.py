@@ -43,6 +43,9 @@ class JobGroup:
     ``arrivals_per_hour``: how fast jobs of the group have been submitted lately, as the loop
     measured it between cycles (0: none lately, or unknown); the planner keeps a small warm
     buffer of pilots for the jobs that will arrive while new pilots start.
+    ``learned_runs``/``learned_runtime_s``: how many recent runs of the group's jobs the ledger
+    holds and their median runtime, as the loop read them (0: none); the planner uses the median
+    for a group that declares no runtime, once there are enough runs (:mod:`.planner.runtime`).
     """
 
     group_id: str
@@ -57,6 +60,8 @@ class JobGroup:
     schedd: str = ""
     jobs: tuple[str, ...] = ()
     arrivals_per_hour: float = 0.0
+    learned_runs: int = 0
+    learned_runtime_s: float = 0.0
 
     def __hash__(self) -> int:
         return hash(self.group_id)

@@ -1,9 +1,9 @@
 """``campus-factory plan``: a dry-run plan and its explanation, without contacting any site.
 
 Inputs: the config; idle job groups from ``--demand-file`` (a JSON snapshot) or the pool's
-schedds; live pilots and recent pilot history from the ledger (read only; ``--no-ledger``
-plans as if none existed); optionally learned slot ads from a JSON file
-(``pool.base.LearnedAds.to_json``).
+schedds; live pilots, recent pilot history and the job groups' recorded runs (their learned
+runtimes) from the ledger (read only; ``--no-ledger`` plans as if none existed); optionally
+learned slot ads from a JSON file (``pool.base.LearnedAds.to_json``).
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ def dry_run(
     health = {}
     if use_ledger:
         from ..loop.assemble import open_for_reading
+        from ..loop.runtimes import RuntimeLearner
 
         ledger = open_for_reading(ledger_url or cfg.factory.ledger_url)
         try:
@@ -73,6 +74,9 @@ def dry_run(
                 history = ledger.pilots(factory=cfg.factory.name, site=s.name, limit=50)
                 joins = cfg.joins_pool(s) if joins_observed is None else joins_observed
                 health[s.name] = site_health_of(s, history, now, joins_observed=joins)
+            learner = RuntimeLearner()  # the job groups' runtimes learned from their recorded runs
+            learner.refresh(ledger, cfg.factory.name, now)
+            groups = learner.apply(groups)
         finally:
             ledger.close()
     learned: dict[str, dict[str, str]] = {}

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Float, ForeignKey, Integer, String, UniqueConstraint, and_, or_, select
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, UniqueConstraint, and_, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .models import Base, PilotRow, TransitionRow
@@ -65,7 +65,10 @@ class PilotJobRow(Base):
     """One execution of a job on a pilot (table created by migration 0003)."""
 
     __tablename__ = "pilot_jobs"
-    __table_args__ = (UniqueConstraint("pilot_id", "job_id", "started_at", name="uq_pilot_jobs_run"),)
+    __table_args__ = (
+        UniqueConstraint("pilot_id", "job_id", "started_at", name="uq_pilot_jobs_run"),
+        Index("ix_pilot_jobs_group_ended", "job_group", "ended_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     pilot_id: Mapped[str] = mapped_column(ForeignKey("pilots.pilot_id"), index=True)
@@ -75,11 +78,14 @@ class PilotJobRow(Base):
     started_at: Mapped[float] = mapped_column(Float, index=True)
     ended_at: Mapped[float | None] = mapped_column(Float, nullable=True, index=True)
     cpus: Mapped[int] = mapped_column(Integer)
+    #: the job group (``JobGroup.group_id``) the job was idle in, when the loop saw it (migration 0006)
+    job_group: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 @dataclass(frozen=True)
 class JobRun:
-    """A job that ran (or runs: ``ended_at`` None) on a pilot; ``job_id`` e.g. a GlobalJobId."""
+    """A job that ran (or runs: ``ended_at`` None) on a pilot; ``job_id`` e.g. a GlobalJobId;
+    ``job_group``: the job group it was idle in, when known (runtimes are learned per group)."""
 
     pilot_id: str
     job_id: str
@@ -88,6 +94,7 @@ class JobRun:
     started_at: float
     ended_at: float | None
     cpus: int
+    job_group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -142,8 +149,13 @@ def record_pilot_jobs(ledger: Ledger, runs: Iterable[JobRun]) -> int:
                 changed += 1
             elif row.ended_at != run.ended_at and run.ended_at is not None:
                 row.ended_at = run.ended_at
+                row.job_group = row.job_group or run.job_group
                 changed += 1
     return changed
+
+
+def _run(r: PilotJobRow) -> JobRun:
+    return JobRun(r.pilot_id, r.job_id, r.owner, r.route, r.started_at, r.ended_at, r.cpus, r.job_group)
 
 
 def open_job_runs(ledger: Ledger, factory: str) -> list[JobRun]:
@@ -154,7 +166,7 @@ def open_job_runs(ledger: Ledger, factory: str) -> list[JobRun]:
         .where(PilotRow.factory == factory, PilotJobRow.ended_at.is_(None))
     )
     with Session(ledger.engine) as s:
-        return [JobRun(r.pilot_id, r.job_id, r.owner, r.route, r.started_at, r.ended_at, r.cpus) for r in s.scalars(q)]
+        return [_run(r) for r in s.scalars(q)]
 
 
 def recorded_runs(ledger: Ledger, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -172,7 +184,7 @@ def recorded_runs(ledger: Ledger, pairs: Iterable[tuple[str, str]]) -> set[tuple
 def pilot_jobs(ledger: Ledger, pilot_id: str) -> list[JobRun]:
     q = select(PilotJobRow).where(PilotJobRow.pilot_id == pilot_id).order_by(PilotJobRow.started_at)
     with Session(ledger.engine) as s:
-        return [JobRun(r.pilot_id, r.job_id, r.owner, r.route, r.started_at, r.ended_at, r.cpus) for r in s.scalars(q)]
+        return [_run(r) for r in s.scalars(q)]
 
 
 def _overlap(start: float, end: float, lo: float, hi: float) -> float:

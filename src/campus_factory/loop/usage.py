@@ -15,7 +15,7 @@ its live pilots again (``generation``: another factory may have written in betwe
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from typing import Protocol, runtime_checkable
 
@@ -71,6 +71,8 @@ class JobTracker:
         #: pilots whose dynamic slots ran a job at the last read (empty when it failed): a
         #: partitionable slot's own ad can lag its claims at a loaded collector
         self.busy_pilots: frozenset[str] = frozenset()
+        #: runs closed at the last update (the runtimes learned from them may have changed)
+        self.ended_runs = 0
 
     def update(
         self,
@@ -81,6 +83,7 @@ class JobTracker:
         generation: int | None = None,
         live: Collection[str] | None = None,
         since: float | None = None,
+        group_of: Callable[[str], str | None] | None = None,
     ) -> int:
         """Record new runs and close finished ones; returns how many ledger rows changed.
 
@@ -88,8 +91,10 @@ class JobTracker:
         of a pilot that has ended is not a run going on (a startd killed with its batch job leaves
         its ads in the collector until they expire): its run is closed from the job's own ad.
         ``since``: the oldest live pilot's start, where the first look in the history begins.
+        ``group_of``: the job group a job (by its id) was idle in, recorded with a new run.
         """
         self.busy_pilots = frozenset()
+        self.ended_runs = 0
         running = self.source.running_jobs()
         if live is not None:
             running = [j for j in running if j.pilot_id in live]
@@ -101,7 +106,7 @@ class JobTracker:
         fresh = [j for j in running if _key(j) not in opened]
         known = ledger.known_pilot_ids(factory, {j.pilot_id for j in fresh}) if fresh else set()
         new = [
-            JobRun(j.pilot_id, j.job_id, j.owner, j.route, j.started_at, None, j.cpus)
+            JobRun(j.pilot_id, j.job_id, j.owner, j.route, j.started_at, None, j.cpus, group_of and group_of(j.job_id))
             for j in fresh
             if j.pilot_id in known
         ]
@@ -122,9 +127,8 @@ class JobTracker:
             self._unanswered.pop(k, None)
             at = now if end is None or end is True else min(now, float(end))
             closed.append(replace(opened[k], ended_at=max(at, opened[k].started_at)))
-        unseen = self._unseen(
-            ledger, factory, now, since, {(k[0], k[1]) for k in opened} | {(j.pilot_id, j.job_id) for j in running}
-        )
+        seen = {(k[0], k[1]) for k in opened} | {(j.pilot_id, j.job_id) for j in running}
+        unseen = self._unseen(ledger, factory, now, since, seen, group_of)
         if not new and not closed and not unseen:
             return 0
         try:
@@ -132,13 +136,20 @@ class JobTracker:
         except Exception:
             self._open = None  # read them again next cycle
             raise
+        self.ended_runs = len(closed) + len(unseen)
         for r in closed:
             opened.pop(_key(r), None)
         opened.update((_key(r), r) for r in new)
         return changed
 
     def _unseen(
-        self, ledger: Ledger, factory: str, now: float, since: float | None, seen: set[tuple[str, str]]
+        self,
+        ledger: Ledger,
+        factory: str,
+        now: float,
+        since: float | None,
+        seen: set[tuple[str, str]],
+        group_of: Callable[[str], str | None] | None = None,
     ) -> list[JobRun]:
         """Runs on our pilots that ended without ever being seen running: they began and ended
         between two looks, or while the factory was down (from the schedds' history)."""
@@ -159,7 +170,16 @@ class JobTracker:
         fresh = {k: r for k, r in fresh.items() if k[0] in known}
         done = recorded_runs(ledger, fresh) if fresh else set()
         return [
-            JobRun(j.pilot_id, j.job_id, j.owner, j.route, j.started_at, min(r.ended_at, now), j.cpus)
+            JobRun(
+                j.pilot_id,
+                j.job_id,
+                j.owner,
+                j.route,
+                j.started_at,
+                min(r.ended_at, now),
+                j.cpus,
+                group_of and group_of(j.job_id),
+            )
             for k, r in sorted(fresh.items())
             if k not in done
             for j in (r.job,)

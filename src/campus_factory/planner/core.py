@@ -35,8 +35,9 @@ from dataclasses import replace
 from ..domain import JobGroup
 from .cancel import cancels
 from .flavors import choose_type
-from .match import MatchCache, MatchOutcome, group_key, job_runtime_s
+from .match import MatchCache, MatchOutcome, group_key
 from .packing import Shape, SiteBins
+from .runtime import group_runtime, runtime_note
 from .state import SiteState, fits, job_shape, jobs_per_pilot, site_bins, site_budget, site_order
 from .types import GroupDecision, PilotSize, PilotView, Placement, Plan, SitePlan, SiteSpec
 from .warm import buffer_jobs, expected_start_s, latency_note, start_bucket
@@ -49,7 +50,8 @@ def _size_key(g: JobGroup) -> tuple[int, int, int, int, str]:
 
 
 def _runtime(declared: float | None, site: SiteSpec) -> float:
-    """The lifetime a pilot needs left to count as capacity for a job.
+    """The lifetime a pilot needs left to count as capacity for a job: the group's runtime
+    (declared, else learned from its recorded runs: :mod:`.runtime`), else the site's.
 
     Capped at half a pilot's usable life (walltime less the retire margin): a job as long as a
     whole pilot fits no running pilot (each has less than its walltime left), and without the cap
@@ -77,10 +79,10 @@ def _place(
         bad_ad = next((o.detail for o in outcomes if o.failed == "ad"), "")
         if bad_ad:  # a job ad beyond the bounds, or that does not parse, says so once
             reason += f" ({bad_ad[:300]})"
-        return GroupDecision(g.group_id, g.count, None, 0, 0, reason, names), []
+        return GroupDecision(g.group_id, g.count, None, 0, 0, reason, names, runtime=runtime_note(g)), []
     usable = sorted((st for st in matched if st.spec.healthy), key=lambda st: st.key)
     shape = job_shape(g)
-    declared = job_runtime_s(g)
+    declared = group_runtime(g)
     left, got, bound, kinds = _spread(usable, shape, declared, g.count)
     placements = [Placement(name, j, e, n, kinds.get(name, "")) for name, (j, e, n) in got.items()]
     if left:
@@ -101,8 +103,9 @@ def _place(
     reason += f": {where}" if where else ": nothing placed"
     if left:
         reason += f"; {left} held back by {', '.join(bound) or 'limits'}"
+    note = runtime_note(g, [st.spec for st in matched])
     decision = GroupDecision(
-        g.group_id, g.count, first, pilots, per, reason, names, tuple(placements), left, tuple(bound)
+        g.group_id, g.count, first, pilots, per, reason, names, tuple(placements), left, tuple(bound), runtime=note
     )
     return decision, matched
 
@@ -155,7 +158,7 @@ def _buffer(g: JobGroup, d: GroupDecision, states: Sequence[SiteState]) -> Group
     want = buffer_jobs(g, first.expected)
     if want <= 0:
         return d
-    left, got, _, _ = _spread(usable, job_shape(g), job_runtime_s(g), want, buffer=True)
+    left, got, _, _ = _spread(usable, job_shape(g), group_runtime(g), want, buffer=True)
     placed = want - left
     if placed <= 0:
         return d

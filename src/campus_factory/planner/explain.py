@@ -2,9 +2,11 @@
 
 :func:`explain_plan` renders a whole plan; :func:`explain_group` gives, for one job group, each
 site's match result (with the clauses that were false), the capacity counted there, the limit
-that bound, and the pilots planned. Both are pure (the cache only saves evaluations). The text
-shows user-written values (group ids, owners, Requirements) escaped: a line break or a terminal
-escape in them never makes a line of its own (:func:`campus_factory.domain.printable`).
+that bound, the pilots planned, and the runtime assumed for its jobs with where it came from
+(declared, learned from recorded runs, or the site's default: :mod:`.runtime`). Both are pure
+(the cache only saves evaluations). The text shows user-written values (group ids, owners,
+Requirements) escaped: a line break or a terminal escape in them never makes a line of its own
+(:func:`campus_factory.domain.printable`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 from ..domain import JobGroup, printable
 from .match import MatchCache
+from .runtime import runtime_note
 from .types import Plan, SiteSpec
 
 __all__ = ["explain_group", "explain_plan", "group_explanation", "render_group_explanation"]
@@ -36,6 +39,8 @@ def explain_plan(plan: Plan) -> str:
     for g in plan.groups:
         where = g.site or "nowhere"
         lines.append(f"  {g.group_id} -> {where}: {g.reason}")
+        if g.runtime:
+            lines.append(f"    - runtime: {g.runtime}")
     if plan.notes:
         lines.append("Notes:")
         lines.extend(f"  - {n}" for n in plan.notes)
@@ -86,6 +91,7 @@ def group_explanation(
         "request": {"cpus": group.cpus, "memory_mb": group.memory_mb, "disk_mb": group.disk_mb, "gpus": group.gpus},
         "requirements": group.requirements,
         "decision": decision.reason,
+        "runtime": decision.runtime or runtime_note(group, sites),
         "buffer": decision.buffer,
         "held_back": decision.held_back,
         "bound_by": list(decision.bound_by),
@@ -101,6 +107,8 @@ def render_group_explanation(data: dict[str, Any]) -> str:
         f"  Requirements: {data['requirements']}",
         f"  Decision: {data['decision']}",
     ]
+    if data.get("runtime"):
+        lines.append(f"  Runtime: {data['runtime']}")
     if data["held_back"]:
         lines.append(f"  Held back: {data['held_back']} job(s), by {', '.join(data['bound_by'])}")
     lines.append("  Sites:")

@@ -176,6 +176,7 @@ class GroupDecision:
     held_back: int = 0
     bound_by: tuple[str, ...] = ()
     buffer: int = 0  # jobs expected to arrive while new pilots start, provisioned for ahead
+    runtime: str = ""  # the runtime assumed for its jobs and where it came from (planner.runtime)
 
 
 #: cpus, memory MB, disk MB, GPUs of a pilot to submit, and how many of them

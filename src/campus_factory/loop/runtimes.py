@@ -1,0 +1,100 @@
+"""Runtimes learned from the ledger's job runs, per job group, for the planner.
+
+Two halves:
+
+* :class:`RunGroups` remembers, from each cycle's demand, which job group every idle job is in
+  (by schedd and ``cluster.proc``, as ``JobGroup.schedd``/``JobGroup.jobs`` list them), so a run
+  recorded when the job starts carries its group (``pilot_jobs.job_group``). Bounded: the
+  ``max_jobs`` most recently seen jobs. A job never seen idle (it started before the factory
+  looked) records no group and teaches nothing.
+* :class:`RuntimeLearner` reads the groups' recent ended runs from the ledger (a bounded window
+  and row count) at its first cycle, then again once runs have ended since (``dirty``), at most
+  once per ``refresh_s``, and sets each group's count of runs and median
+  runtime (:func:`campus_factory.planner.runtime.median_runtimes`). The planner decides whether
+  they are enough to use (a declared runtime wins; too few runs: the site's ``job_runtime``).
+
+What is learned is the wall time between a run's start and end on a pilot: a run evicted or cut
+short by its pilot's end counts as it ran, so a group that is often preempted looks shorter than
+it is; the median keeps a few such runs from moving it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..domain import JobGroup
+from ..ledger import Ledger
+from ..ledger.runtimes import recent_group_runs
+from ..planner.runtime import LAST_RUNS, median_runtimes, with_learned_runtimes
+
+__all__ = ["RunGroups", "RuntimeLearner"]
+
+log = logging.getLogger(__name__)
+
+
+class RunGroups:
+    """Job id (a GlobalJobId ``schedd#cluster.proc#qdate``) -> the job group it was idle in."""
+
+    def __init__(self, *, max_jobs: int = 200_000) -> None:
+        self.max_jobs = max_jobs
+        self._of: dict[tuple[str, str], str] = {}
+
+    def __len__(self) -> int:
+        return len(self._of)
+
+    def observe(self, groups: Iterable[JobGroup]) -> None:
+        """Remember the groups' idle jobs; the oldest entries go beyond ``max_jobs``."""
+        of = self._of
+        for g in groups:
+            for job in g.jobs:
+                key = (g.schedd, job)
+                of.pop(key, None)  # re-inserted: most recently seen last
+                of[key] = g.group_id
+        excess = len(of) - self.max_jobs
+        if excess > 0:
+            for key in list(of)[:excess]:
+                del of[key]
+
+    def group_of(self, job_id: str) -> str | None:
+        schedd, sep, rest = job_id.partition("#")
+        if not sep:
+            return self._of.get(("", job_id))
+        return self._of.get((schedd, rest.partition("#")[0]))
+
+
+class RuntimeLearner:
+    """Per job group: its recent runs' count and median, read from the ledger now and then."""
+
+    def __init__(
+        self, *, window_s: float = 7 * 86400.0, last: int = LAST_RUNS, limit: int = 20_000, refresh_s: float = 300.0
+    ) -> None:
+        self.window_s = window_s
+        self.last = last
+        self.limit = limit
+        self.refresh_s = refresh_s
+        self.learned: dict[str, tuple[int, float]] = {}
+        #: runs have ended since the last read (the loop sets it from its job tracker)
+        self.dirty = False
+        self._read_at: float | None = None
+
+    def refresh(self, ledger: Ledger, factory: str, now: float, *, force: bool = False) -> None:
+        """Read the recent runs: the first time, with ``force``, or when runs ended since the last
+        read and ``refresh_s`` has passed. A ledger that cannot tell (not migrated yet: a read-only
+        dry run) keeps what was learned before."""
+        fresh = self._read_at is not None and (not self.dirty or 0 <= now - self._read_at < self.refresh_s)
+        if fresh and not force:
+            return
+        self._read_at, self.dirty = now, False
+        try:
+            runs = recent_group_runs(ledger, factory, since=now - self.window_s, last=self.last, limit=self.limit)
+        except SQLAlchemyError as exc:
+            log.warning("cannot read the job groups' recent runs, runtimes are not learned this time: %s", exc)
+            return
+        self.learned = median_runtimes(runs, last=self.last)
+
+    def apply(self, groups: Sequence[JobGroup]) -> list[JobGroup]:
+        """The groups with what was learned of them (``JobGroup.learned_runs``/``learned_runtime_s``)."""
+        return with_learned_runtimes(groups, self.learned) if self.learned else list(groups)
