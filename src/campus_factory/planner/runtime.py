@@ -94,6 +94,6 @@ def runtime_note(g: JobGroup, sites: Sequence[SiteSpec] = ()) -> str:
     values = sorted({s.job_runtime_s for s in sites})
     shown = " / ".join(f"{v:.0f} s" for v in values)
     note = "site default" + (f" (job_runtime {shown})" if shown else "")
-    if g.learned_runs:
+    if g.learned_runs > 0:
         note += f"; {g.learned_runs} run(s) recorded, {MIN_RUNS} needed to learn"
     return note
