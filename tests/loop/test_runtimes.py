@@ -132,25 +132,18 @@ def test_without_learning_the_site_default_starts_another_pilot(tmp_path: Path) 
 
 def test_the_learner_reads_the_ledger_again_only_when_runs_ended(tmp_path: Path) -> None:
     led = Ledger.open(f"sqlite:///{tmp_path}/l.sqlite")
-    learner = RuntimeLearner(refresh_s=300.0)
     reads: list[float] = []
 
-    def counting(*args: object, **kw: object) -> list[tuple[str, float, float]]:
-        reads.append(float(kw["since"]))  # type: ignore[arg-type]
+    def read(ledger: Ledger, factory: str, *, since: float, last: int, limit: int) -> list[tuple[str, float, float]]:
+        reads.append(since)
         return [("g", 0.0, 60.0)] * 3
 
-    import campus_factory.loop.runtimes as module
-
-    original = module.recent_group_runs
-    module.recent_group_runs = counting  # type: ignore[assignment]
-    try:
-        learner.refresh(led, "f", T0)  # the first cycle reads
-        learner.refresh(led, "f", T0 + 60)  # nothing ended: no read
-        learner.dirty = True
-        learner.refresh(led, "f", T0 + 120)  # too soon after the last read
-        learner.refresh(led, "f", T0 + 400)  # runs ended, and 300 s passed
-        learner.refresh(led, "f", T0 + 460)
-    finally:
-        module.recent_group_runs = original  # type: ignore[assignment]
+    learner = RuntimeLearner(refresh_s=300.0, read=read)
+    learner.refresh(led, "f", T0)  # the first cycle reads
+    learner.refresh(led, "f", T0 + 60)  # nothing ended: no read
+    learner.dirty = True
+    learner.refresh(led, "f", T0 + 120)  # too soon after the last read
+    learner.refresh(led, "f", T0 + 400)  # runs ended, and 300 s passed
+    learner.refresh(led, "f", T0 + 460)
     assert len(reads) == 2 and reads[1] == T0 + 400 - learner.window_s
     assert learner.apply([JobGroup("g", 1)])[0].learned_runs == 3

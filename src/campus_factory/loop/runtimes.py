@@ -21,7 +21,7 @@ it is; the median keeps a few such runs from moving it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -65,12 +65,23 @@ class RunGroups:
         return self._of.get((schedd, rest.partition("#")[0]))
 
 
+#: how the learner reads recent runs (:func:`campus_factory.ledger.runtimes.recent_group_runs`)
+ReadRuns = Callable[..., list[tuple[str, float, float]]]
+
+
 class RuntimeLearner:
     """Per job group: its recent runs' count and median, read from the ledger now and then."""
 
     def __init__(
-        self, *, window_s: float = 7 * 86400.0, last: int = LAST_RUNS, limit: int = 20_000, refresh_s: float = 300.0
+        self,
+        *,
+        window_s: float = 7 * 86400.0,
+        last: int = LAST_RUNS,
+        limit: int = 20_000,
+        refresh_s: float = 300.0,
+        read: ReadRuns = recent_group_runs,
     ) -> None:
+        self.read = read
         self.window_s = window_s
         self.last = last
         self.limit = limit
@@ -89,7 +100,7 @@ class RuntimeLearner:
             return
         self._read_at, self.dirty = now, False
         try:
-            runs = recent_group_runs(ledger, factory, since=now - self.window_s, last=self.last, limit=self.limit)
+            runs = self.read(ledger, factory, since=now - self.window_s, last=self.last, limit=self.limit)
         except SQLAlchemyError as exc:
             log.warning("cannot read the job groups' recent runs, runtimes are not learned this time: %s", exc)
             return
