@@ -8,6 +8,9 @@ code — through the two hooks the loop offers a simulator:
   factory's match cache; the others are the baselines of the provisioning benchmark);
 * :meth:`new_id` numbers submissions and pilots from a counter instead of ``uuid4``, so that
   a run is reproducible for a given seed (the planner breaks ties by pilot id).
+
+Its job tracker reads the simulated pool's running jobs, so job runs reach the ledger with their
+job group and the planner learns each group's runtime from them, as in a real run.
 """
 
 from __future__ import annotations
@@ -20,10 +23,14 @@ from ..demand.base import DemandSource
 from ..domain import JobGroup
 from ..ledger import Ledger
 from ..loop.factory import Factory
+from ..loop.runtimes import RunGroups
+from ..loop.usage import JobTracker
 from ..planner import PilotView, Plan, SiteSpec
 from ..pool.base import PoolView
+from ..pool.htcondor import RunningJob
 from ..providers.base import Provider
 from .policies import PlannerPolicy, Policy
+from .pool import SimPool
 
 __all__ = ["Clock", "SimFactory"]
 
@@ -52,7 +59,10 @@ class SimFactory(Factory):
         clock: Clock,
         policy: Policy,
     ) -> None:
-        super().__init__(config, ledger, demand, providers, pool=pool, clock=clock)
+        jobs = JobTracker(_SimJobs(pool)) if isinstance(pool, SimPool) else None
+        super().__init__(config, ledger, demand, providers, pool=pool, clock=clock, jobs=jobs)
+        if isinstance(pool, SimPool):
+            self.run_groups = _SimRunGroups(pool)
         self.policy = policy
         if isinstance(policy, PlannerPolicy):
             policy.cache = self.match_cache
@@ -65,3 +75,27 @@ class SimFactory(Factory):
         self, groups: Sequence[JobGroup], specs: Sequence[SiteSpec], views: Sequence[PilotView], now: float
     ) -> Plan:
         return self.policy.plan(groups, specs, views, now)
+
+
+class _SimRunGroups(RunGroups):
+    """The simulated pool knows each job's group (the real loop remembers it from the demand)."""
+
+    def __init__(self, pool: SimPool) -> None:
+        super().__init__(max_jobs=0)
+        self.pool = pool
+
+    def group_of(self, job_id: str) -> str | None:
+        return self.pool.group_of(job_id)
+
+
+class _SimJobs:
+    """The job tracker's source: the simulated pool's running jobs and their ends."""
+
+    def __init__(self, pool: SimPool) -> None:
+        self.pool = pool
+
+    def running_jobs(self) -> list[RunningJob]:
+        return self.pool.jobs_on_pilots()
+
+    def run_ends(self, runs: list[tuple[str, str, float]]) -> dict[tuple[str, str, float], float | bool]:
+        return self.pool.run_ends(runs)

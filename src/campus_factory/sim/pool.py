@@ -17,6 +17,10 @@ cores, as the factory's glidein START says (the slot ad, the largest pilot, has 
 the baselines' whole-slot glideins have none either: ``fill_only=False``). A pilot stops
 accepting jobs at its retire time (walltime end minus the pilot retire margin) and its startd
 leaves when idle that long and drained, or after ``idle_timeout`` without a job.
+
+The pool also tells the loop's job tracker (``sim.loop``) the jobs running on pilots (GlobalJobId
+``sim#<job>.0#0``) and when runs ended, so the ledger records job runs, with their job group
+(:meth:`SimPool.group_of`), and the loop learns runtimes from them.
 """
 
 from __future__ import annotations
@@ -30,12 +34,17 @@ from ..config import SiteConfig
 from ..domain import JobGroup, group_id_for
 from ..planner.match import job_attributes
 from ..pool.base import PilotSlot
+from ..pool.htcondor import RunningJob
 from .ads import slot_ad_attributes
 from .workloads import JobSpec
 
 __all__ = ["JobRun", "SimJob", "SimPilot", "SimPool", "slot_ad_attributes"]
 
 Schedule = Callable[[float, Callable[[], None]], None]
+
+
+def _gid(idx: int) -> str:
+    return f"sim#{idx}.0#0"
 
 
 @dataclass(eq=False)
@@ -142,6 +151,7 @@ class SimPool:
         self._free: dict[str, dict[str, SimPilot]] = {name: {} for name in self.sites}
         self._slot_ads: dict[str, ParsedAd | None] = {}
         self._matches: dict[tuple[str, str], bool] = {}
+        self._ended: dict[tuple[str, str, float], float] = {}  # runs ended, until the loop asks
 
     # -- jobs ---------------------------------------------------------------------------------
     def submit(self, spec: JobSpec) -> SimJob:
@@ -319,6 +329,7 @@ class SimPool:
         s = job.spec
         self.busy_core_s[p.pilot_id] += (now - job.run_start) * s.cpus
         self.runs.append(JobRun(job.idx, p.pilot_id, p.site, job.run_start, now, s.cpus, completed))
+        self._ended[(p.pilot_id, _gid(job.idx), job.run_start)] = now
         p.running.discard(job)
         p.free_cpus += s.cpus
         p.free_memory_mb += s.memory_mb
@@ -394,6 +405,25 @@ class SimPool:
                 if not g.idle:
                     break
         return started
+
+    # -- the loop's job source ----------------------------------------------------------------
+    def jobs_on_pilots(self) -> list[RunningJob]:
+        """Jobs running on pilots, as the collector's dynamic slots would list them."""
+        return [
+            RunningJob(p.pilot_id, _gid(j.idx), j.spec.owner, "transparent", j.run_start, j.spec.cpus)
+            for p in self.pilots.values()
+            for j in p.running
+        ]
+
+    def run_ends(self, runs: list[tuple[str, str, float]]) -> dict[tuple[str, str, float], float | bool]:
+        """When runs no longer running ended (as a schedd's history tells)."""
+        return {k: self._ended.pop(k) for k in runs if k in self._ended}
+
+    def group_of(self, job_id: str) -> str | None:
+        """The job group of a job (what the real loop learns by seeing the job idle)."""
+        head = job_id.split("#")[1] if job_id.count("#") == 2 else ""
+        idx = head.split(".", 1)[0]
+        return self.jobs[int(idx)].group.gid if idx.isdigit() and int(idx) < len(self.jobs) else None
 
     def site_usage(self) -> Mapping[str, tuple[int, int]]:
         """(cores, busy cores) of joined pilots per site."""
