@@ -86,10 +86,10 @@ def _history(tmp_path: Path, *, learn: bool) -> tuple[Factory, Plan]:
         pool=pool,
         jobs=JobTracker(jobs),
     )
-    f.runtimes = RuntimeLearner(refresh_s=0.0)
+    f.runtimes.refresh_s = 0.0
     f.arrivals = NoArrivals()  # type: ignore[assignment]
     if not learn:
-        f.run_groups = RunGroups(max_jobs=0)
+        f.runtimes.groups = RunGroups(max_jobs=0)
     demand.groups = [_group(0)]
     asyncio.run(f.run_once())
     (p,) = f.ledger.live_pilots("rt")

@@ -44,7 +44,7 @@ from .lease import LeaseKeeper
 from .live import LivePilots, effective
 from .reconcile import ReadMemory, duplicate_job_ids, reconcile, tag_pattern
 from .report import CycleReport
-from .runtimes import RunGroups, RuntimeLearner
+from .runtimes import RuntimeLearner
 from .usage import JobTracker
 
 __all__ = ["CycleReport", "Factory", "PlanFn"]
@@ -90,8 +90,7 @@ class Factory:
         self.idle = IdleTracker()
         #: how fast each job group's jobs arrive, for the planner's warm buffer
         self.arrivals = ArrivalTracker()
-        #: which group each idle job is in (recorded with its run), and the runtimes learned from runs
-        self.run_groups = RunGroups()
+        #: each job group's runtime, learned from its recorded runs (and which group each idle job is in)
         self.runtimes = RuntimeLearner()
         #: parsed slot ads and match results, kept across cycles (the plan stays pure)
         self.match_cache = MatchCache()
@@ -163,7 +162,7 @@ class Factory:
                     generation=self.live.loads,
                     live={p.pilot_id for p in live},
                     since=min((p.started_at or p.created_at for p in live), default=None),
-                    group_of=self.run_groups.group_of,
+                    group_of=self.runtimes.groups.group_of,
                 )
             except PoolError as exc:
                 report.errors.append(f"pool jobs: {exc}")
@@ -382,7 +381,7 @@ class Factory:
             groups, demand_ok = [], False
             report.errors.append(f"demand: {exc}")
             log.warning("cannot read demand, no pilots are started or cancelled: %s", exc)
-        self.run_groups.observe(groups)  # before the pool: a job seen idle now may start any moment
+        self.runtimes.groups.observe(groups)  # before the pool: a job seen idle now may start any moment
         unhealthy: dict[str, str] = {}
         if not dry_run:
             await self._operator_requests(report)
@@ -400,8 +399,7 @@ class Factory:
         now = self.clock()
         if not dry_run:
             groups = self.arrivals.observe(groups, now)
-        self.runtimes.refresh(self.ledger, self.name, now)
-        groups = self.runtimes.apply(groups)
+        groups = self.runtimes.learned_for(groups, self.ledger, self.name, now)
         specs = await self._site_specs(sites, now, unhealthy, dry_run, report)
         live = self.live.all()
         report.plan = self.make_plan(groups, specs, self._views(live, now), now)

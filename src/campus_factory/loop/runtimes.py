@@ -87,6 +87,8 @@ class RuntimeLearner:
         self.limit = limit
         self.refresh_s = refresh_s
         self.learned: dict[str, tuple[int, float]] = {}
+        #: the job group of each job seen idle, recorded with its run
+        self.groups = RunGroups()
         #: runs have ended since the last read (the loop sets it from its job tracker)
         self.dirty = False
         self._read_at: float | None = None
@@ -109,3 +111,8 @@ class RuntimeLearner:
     def apply(self, groups: Sequence[JobGroup]) -> list[JobGroup]:
         """The groups with what was learned of them (``JobGroup.learned_runs``/``learned_runtime_s``)."""
         return with_learned_runtimes(groups, self.learned) if self.learned else list(groups)
+
+    def learned_for(self, groups: Sequence[JobGroup], ledger: Ledger, factory: str, now: float) -> list[JobGroup]:
+        """:meth:`refresh`, then :meth:`apply`: what a cycle hands the planner."""
+        self.refresh(ledger, factory, now)
+        return self.apply(groups)

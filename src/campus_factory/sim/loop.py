@@ -62,7 +62,7 @@ class SimFactory(Factory):
         jobs = JobTracker(_SimJobs(pool)) if isinstance(pool, SimPool) else None
         super().__init__(config, ledger, demand, providers, pool=pool, clock=clock, jobs=jobs)
         if isinstance(pool, SimPool):
-            self.run_groups = _SimRunGroups(pool)
+            self.runtimes.groups = _SimRunGroups(pool)
         self.policy = policy
         if isinstance(policy, PlannerPolicy):
             policy.cache = self.match_cache
