@@ -345,7 +345,8 @@ class SiteConfig(_Section):
     job_runtime: Duration = Field(
         1800.0,
         ge=0,
-        description="Runtime assumed for jobs that declare none (MaxWallTimeMins, AllowedExecuteDuration): "
+        description="Runtime assumed for jobs that declare none (MaxWallTimeMins, AllowedExecuteDuration) "
+        "while their job group has fewer than 3 recorded runs (then the median of its recent runs is used): "
         "a running pilot with less lifetime left is not capacity for them.",
     )
     isolation: IsolationOptions = Field(default_factory=IsolationOptions)
