@@ -97,5 +97,5 @@ class _SimJobs:
     def running_jobs(self) -> list[RunningJob]:
         return self.pool.jobs_on_pilots()
 
-    def run_ends(self, runs: list[tuple[str, str, float]]) -> dict[tuple[str, str, float], float | bool]:
+    def run_ends(self, runs: list[tuple[str, str, float]]) -> dict[tuple[str, str, float], float | bool | None]:
         return self.pool.run_ends(runs)

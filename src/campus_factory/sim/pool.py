@@ -415,7 +415,7 @@ class SimPool:
             for j in p.running
         ]
 
-    def run_ends(self, runs: list[tuple[str, str, float]]) -> dict[tuple[str, str, float], float | bool]:
+    def run_ends(self, runs: list[tuple[str, str, float]]) -> dict[tuple[str, str, float], float | bool | None]:
         """When runs no longer running ended (as a schedd's history tells)."""
         return {k: self._ended.pop(k) for k in runs if k in self._ended}
 
