@@ -133,19 +133,24 @@ class Accounting:
 
 
 def record_pilot_jobs(ledger: Ledger, runs: Iterable[JobRun]) -> int:
-    """Insert job runs, or set the end of runs already recorded; returns how many rows changed."""
+    """Insert job runs, or set the end of runs already recorded; returns how many rows changed.
+
+    The runs already recorded are read in one query per 400 runs, not one per run."""
+    runs = list(runs)
     changed = 0
     with Session(ledger.engine) as s, s.begin():
+        rows: dict[tuple[str, str, float], PilotJobRow] = {}
+        for i in range(0, len(runs), 400):  # at most 800 bound parameters a query
+            chunk = runs[i : i + 400]
+            pilots, jobs = sorted({r.pilot_id for r in chunk}), sorted({r.job_id for r in chunk})
+            q = select(PilotJobRow).where(PilotJobRow.pilot_id.in_(pilots), PilotJobRow.job_id.in_(jobs))
+            rows.update(((r.pilot_id, r.job_id, r.started_at), r) for r in s.scalars(q))
         for run in runs:
-            row = s.scalars(
-                select(PilotJobRow).where(
-                    PilotJobRow.pilot_id == run.pilot_id,
-                    PilotJobRow.job_id == run.job_id,
-                    PilotJobRow.started_at == run.started_at,
-                )
-            ).first()
+            key = (run.pilot_id, run.job_id, run.started_at)
+            row = rows.get(key)
             if row is None:
-                s.add(PilotJobRow(**asdict(run)))
+                rows[key] = PilotJobRow(**asdict(run))
+                s.add(rows[key])
                 changed += 1
             elif row.ended_at != run.ended_at and run.ended_at is not None:
                 row.ended_at = run.ended_at
