@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String, UniqueConstraint, and_, or_, select
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, UniqueConstraint, and_, insert, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .models import Base, PilotRow, TransitionRow
@@ -145,17 +145,22 @@ def record_pilot_jobs(ledger: Ledger, runs: Iterable[JobRun]) -> int:
             pilots, jobs = sorted({r.pilot_id for r in chunk}), sorted({r.job_id for r in chunk})
             q = select(PilotJobRow).where(PilotJobRow.pilot_id.in_(pilots), PilotJobRow.job_id.in_(jobs))
             rows.update(((r.pilot_id, r.job_id, r.started_at), r) for r in s.scalars(q))
+        fresh: dict[tuple[str, str, float], dict[str, Any]] = {}
         for run in runs:
             key = (run.pilot_id, run.job_id, run.started_at)
             row = rows.get(key)
             if row is None:
-                rows[key] = PilotJobRow(**asdict(run))
-                s.add(rows[key])
-                changed += 1
+                if key not in fresh:
+                    changed += 1
+                values = fresh.setdefault(key, asdict(run))
+                if run.ended_at is not None:
+                    values["ended_at"] = run.ended_at
             elif row.ended_at != run.ended_at and run.ended_at is not None:
                 row.ended_at = run.ended_at
                 row.job_group = row.job_group or run.job_group
                 changed += 1
+        if fresh:  # one executemany, not one ORM object per run
+            s.execute(insert(PilotJobRow), list(fresh.values()))
     return changed
 
 
