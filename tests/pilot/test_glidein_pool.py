@@ -16,8 +16,10 @@ import pytest
 
 from campus_factory.config import Config, parse_config
 from campus_factory.ledger import PilotState
+from campus_factory.ledger.accounting import pilot_jobs
 from campus_factory.loop.assemble import build_factory
 from campus_factory.loop.factory import Factory
+from campus_factory.pool.htcondor import HTCondorJobs
 
 pytestmark = pytest.mark.htcondor
 
@@ -116,6 +118,7 @@ def test_job_runs_on_a_glidein_that_joins_and_leaves(pool_env, tmp_path: Path, p
     env = request.getfixturevalue("slurm_cluster").env if provider == "slurm" else None
     tag = "gl" + uuid.uuid4().hex[:6]
     f = build_factory(glidein_config(pool, tmp_path, tag, provider, env))
+    t0 = time.time()
     job = submit(pool, tag, 3)
     cloud = submit(pool, tag, 3, '+CampusFactoryRoute = "cloud-only"')
     try:
@@ -136,6 +139,14 @@ def test_job_runs_on_a_glidein_that_joins_and_leaves(pool_env, tmp_path: Path, p
             assert p.state is PilotState.ENDED, (p.state, p.reason)
             assert p.started_at is not None and p.ended_at is not None and p.joined_at is not None
             assert (p.ended_at - p.started_at) * p.cpus > 0  # core-seconds delivered
+        # the 3-second job's run is in the ledger, seen running or read from the history after,
+        # and the history read names its pilot (from the glidein's slot name)
+        gid = job_field(pool, job, "GlobalJobId")
+        done = float(job_field(pool, job, "CompletionDate"))
+        runs = [r for p in joined for r in pilot_jobs(f.ledger, p.pilot_id) if r.job_id == gid]
+        assert len(runs) == 1 and runs[0].ended_at is not None and abs(runs[0].ended_at - done) <= 2, runs
+        found = [r for r in HTCondorJobs(f.config.pool, tag).finished_runs(t0) if r.job.job_id == gid]
+        assert [(r.job.pilot_id, r.ended_at) for r in found] == [(runs[0].pilot_id, done)]
     finally:
         pool.run("condor_rm", job, cloud, check=False)
 
