@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -38,6 +38,7 @@ from ..providers.base import Provider, Submission
 from .adjust import apply_budget, effective_sites, has_ceiling
 from .arrivals import ArrivalTracker
 from .drains import serve_drain_requests
+from .guard import guarded
 from .idle import IdleTracker
 from .instance_types import InstanceTypes
 from .lease import LeaseKeeper
@@ -225,29 +226,6 @@ class Factory:
                 self.clock(),
             )
 
-    def _timeout(self, site: SiteConfig) -> float:
-        if site.provider in CLOUD_PROVIDERS:
-            return max(60.0, 4 * site.cloud.request_timeout * site.cloud.max_attempts)
-        return max(60.0, 4 * site.batch.command_timeout)
-
-    async def _guarded(
-        self, site: SiteConfig, coro_fn: Callable[[], Awaitable[None]], what: str, report: CycleReport
-    ) -> bool:
-        timeout = self._timeout(site)
-        try:
-            await asyncio.wait_for(coro_fn(), timeout)
-            return True
-        except TimeoutError:
-            msg = f"{site.name}: {what} took longer than {timeout:g} s"
-        except CampusFactoryError as exc:
-            msg = f"{site.name}: {what} failed: {exc}"
-        except Exception as exc:  # a provider bug harms only its site, never the loop
-            log.exception("%s: %s raised an unexpected error", site.name, what)
-            msg = f"{site.name}: {what} failed unexpectedly: {type(exc).__name__}: {exc}"
-        log.warning("%s", msg)
-        report.errors.append(msg)
-        return False
-
     # -- act ----------------------------------------------------------------------------------
     async def _leave(self, site: str, pilots: Sequence[tuple[PilotRecord, str]], graceful: bool) -> int:
         """Ask pilots to leave (or remove them); returns how many the site accepted."""
@@ -340,7 +318,7 @@ class Factory:
         refresh = lambda: cache.refresh(site, self.providers[site.name], self.clock())  # noqa: E731
         if (
             cache.needed(site)
-            and not await self._guarded(site, refresh, "reading instance types", report)
+            and not await guarded(site, refresh, "reading instance types", report)
             and not cache.known(site)
         ):
             unhealthy.setdefault(site.name, report.errors[before].split(": ", 1)[-1][:200])
@@ -389,7 +367,7 @@ class Factory:
 
             async def observe(site: SiteConfig) -> None:
                 before = len(report.errors)
-                if not await self._guarded(site, lambda: self._observe_site(site, report), "observe", report):
+                if not await guarded(site, lambda: self._observe_site(site, report), "observe", report):
                     unhealthy[site.name] = report.errors[before].split(": ", 1)[-1][:200]
 
             await asyncio.gather(*(observe(s) for s in sites))
@@ -412,7 +390,7 @@ class Factory:
             current = report.plan
 
             async def act(site: SiteConfig) -> None:
-                await self._guarded(site, lambda: self._act_site(site, current, report), "act", report)
+                await guarded(site, lambda: self._act_site(site, current, report), "act", report)
 
             await asyncio.gather(*(act(s) for s in sites if s.name not in unhealthy))
             await self._publish_offline(specs, report)
