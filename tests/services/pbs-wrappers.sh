@@ -9,7 +9,7 @@ PREFIX=${PREFIX:-/opt/slurm-torque}
 BIN=$PREFIX/usr/bin
 export DEBIAN_FRONTEND=noninteractive
 need=()
-for p in libslurm-perl libswitch-perl slurm-client; do
+for p in libslurm-perl libslurmdb-perl libswitch-perl slurm-client; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need+=("$p")
 done
 updated=0
@@ -30,4 +30,5 @@ fi
 # the wrappers run "$FindBin::Bin/sbatch" etc., i.e. the Slurm commands next to themselves
 for b in sbatch salloc srun scancel squeue scontrol sinfo; do ln -sfn "/usr/bin/$b" "$BIN/$b"; done
 perl -MSwitch -e 1 || { echo "Perl module Switch missing (libswitch-perl)" >&2; exit 1; }
+perl -MSlurmdb -e 1 || { echo "Perl module Slurmdb missing (libslurmdb-perl): qstat needs it" >&2; exit 1; }
 ls "$BIN"
