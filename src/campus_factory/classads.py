@@ -156,9 +156,54 @@ def check_bounds(text: str) -> str:
     return text
 
 
-def _expanded(ads: tuple[Mapping[str, _Shape], Mapping[str, _Shape]]) -> tuple[int, int]:
+def _closed(shapes: Mapping[str, _Shape]) -> dict[str, tuple[int, int]]:
+    """Expanded depth and work of each attribute whose references, followed all the way, stay in
+    its own ad and form no cycle: the same against every other ad, so measured once per ad."""
+    out: dict[str, tuple[int, int]] = {}
+    open_: set[str] = set()  # attributes that reach the other ad, or a cycle
+
+    def local(scope: str, name: str) -> str | None:  # "" when absent (adds nothing), None: not closed
+        if scope == "target" or (scope == "" and name not in shapes):
+            return None
+        return name if name in shapes else ""
+
+    for root in shapes:
+        todo: list[tuple[str, bool]] = [(root, False)]
+        path: set[str] = set()
+        while todo:
+            name, done = todo.pop()
+            if name in out or name in open_:
+                continue
+            refs = [local(scope, n) for scope, n in shapes[name].refs]
+            if not done:
+                if name in path or None in refs:
+                    open_.add(name)
+                    continue
+                path.add(name)
+                todo.append((name, True))
+                todo.extend((r, False) for r in refs if r)
+                continue
+            path.discard(name)
+            if any(r in open_ or (r and r not in out) for r in refs):
+                open_.add(name)
+                continue
+            shape = shapes[name]
+            depth, work = shape.depth, shape.work
+            for r in refs:
+                if r:
+                    d, w = out[r]
+                    depth, work = max(depth, shape.depth + d), min(work + w, 1 << 40)
+            out[name] = (depth, work)
+    return out
+
+
+def _expanded(
+    ads: tuple[Mapping[str, _Shape], Mapping[str, _Shape]],
+    closed: tuple[Mapping[str, tuple[int, int]], Mapping[str, tuple[int, int]]] = ({}, {}),
+) -> tuple[int, int]:
     """Depth and work of ``ads[0]``'s Requirements with ``ads[1]`` as TARGET, references expanded
-    (an attribute being expanded counts once: the library cuts circular references)."""
+    (an attribute being expanded counts once: the library cuts circular references). ``closed``:
+    each ad's self-contained attributes already measured (:func:`_closed`)."""
     memo: dict[tuple[int, str], tuple[int, int]] = {}
     # iterative depth-first walk: (side, name, expanded?)
     todo: list[tuple[int, str, bool]] = [(0, "requirements", False)]
@@ -173,25 +218,41 @@ def _expanded(ads: tuple[Mapping[str, _Shape], Mapping[str, _Shape]]) -> tuple[i
             return side, name
         return (1 - side, name) if name in ads[1 - side] else None
 
+    resolved: dict[tuple[int, str], list[tuple[int, str]]] = {}
+
+    def measure(key: tuple[int, str]) -> tuple[int, int]:
+        shape = ads[key[0]][key[1]]
+        depth, work = shape.depth, shape.work
+        for r in resolved[key]:
+            d, w = memo.get(r, (1, 1))  # not measured: a circular reference, cut by the library
+            depth = max(depth, shape.depth + d)
+            work = min(work + w, 1 << 40)
+        return depth, work
+
     while todo:
         side, name, done = todo.pop()
         key = (side, name)
-        shape = ads[side][name]
-        refs = [r for scope, n in shape.refs if (r := target(side, scope, n)) is not None]
-        if not done:
-            if key in memo or key in busy:
-                continue
-            busy.add(key)
-            todo.append((side, name, True))
-            todo.extend((s, n, False) for s, n in refs if (s, n) not in memo and (s, n) not in busy)
+        if done:
+            busy.discard(key)
+            memo[key] = measure(key)
             continue
-        busy.discard(key)
-        depth, work = shape.depth, shape.work
-        for r in refs:
-            d, w = memo.get(r, (1, 1))
-            depth = max(depth, shape.depth + d)
-            work = min(work + w, 1 << 40)
-        memo[key] = (depth, work)
+        if key in memo or key in busy:
+            continue
+        refs = resolved[key] = []
+        for scope, n in ads[side][name].refs:
+            r = target(side, scope, n)
+            if r is None:
+                continue
+            refs.append(r)
+            if r not in memo and (c := closed[r[0]].get(r[1])) is not None:
+                memo[r] = c
+        pending = [r for r in refs if r not in memo and r not in busy]
+        if not pending:
+            memo[key] = measure(key)
+            continue
+        busy.add(key)
+        todo.append((side, name, True))
+        todo.extend((s, n, False) for s, n in pending)
     return memo.get((0, "requirements"), (0, 0))
 
 
@@ -294,6 +355,11 @@ class ParsedAd:
     requirements: Any | None
     always: bool
     shapes: Mapping[str, _Shape] = field(default_factory=dict)
+    #: expanded measures of the attributes that refer only within this ad (:func:`_closed`)
+    closed: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    #: Requirements' references: the measures of those in this ad, the names of those in the
+    #: other; None when one in this ad is not self-contained (then the whole walk is needed)
+    quick: tuple[tuple[tuple[int, int], ...], tuple[str, ...]] | None = None
 
 
 def parsed_ad(attributes: Mapping[str, str] | Iterable[tuple[str, str]]) -> ParsedAd:
@@ -314,7 +380,46 @@ def parsed_ad(attributes: Mapping[str, str] | Iterable[tuple[str, str]]) -> Pars
         expr = ad.lookup("Requirements")
     except KeyError:
         expr = None
-    return ParsedAd(ad, expr, always, shapes)
+    closed = _closed(shapes)
+    return ParsedAd(ad, expr, always, shapes, closed, _quick_plan(shapes, closed))
+
+
+def _quick_plan(
+    shapes: Mapping[str, _Shape], closed: Mapping[str, tuple[int, int]]
+) -> tuple[tuple[tuple[int, int], ...], tuple[str, ...]] | None:
+    req = shapes.get("requirements")
+    if req is None:
+        return None
+    own: list[tuple[int, int]] = []
+    other: list[str] = []
+    for scope, n in req.refs:
+        if scope == "target" or (scope == "" and n not in shapes):
+            other.append(n)
+        elif n in shapes:
+            c = closed.get(n)
+            if c is None:
+                return None
+            own.append(c)
+    return tuple(own), tuple(other)
+
+
+def _quick(ad: ParsedAd, target: ParsedAd) -> tuple[int, int] | None:
+    """:func:`_expanded` when every attribute Requirements refers to is self-contained (the
+    usual job and slot ads): one lookup per reference instead of a walk; else None."""
+    if ad.quick is None:
+        return None
+    own, other = ad.quick
+    shape = ad.shapes["requirements"]
+    depth, work = shape.depth, shape.work
+    for d, w in own:
+        depth, work = max(depth, shape.depth + d), min(work + w, 1 << 40)
+    for n in other:
+        if n in target.shapes:
+            c = target.closed.get(n)
+            if c is None:
+                return None
+            depth, work = max(depth, shape.depth + c[0]), min(work + c[1], 1 << 40)
+    return depth, work
 
 
 def requirements_met(ad: ParsedAd, target: ParsedAd) -> bool:
@@ -328,7 +433,8 @@ def requirements_met(ad: ParsedAd, target: ParsedAd) -> bool:
     if ad.requirements is None:
         return False
     if "requirements" in ad.shapes:
-        depth, work = _expanded((ad.shapes, target.shapes))
+        quick = _quick(ad, target)
+        depth, work = quick if quick is not None else _expanded((ad.shapes, target.shapes), (ad.closed, target.closed))
         if depth > MAX_DEPTH or work > MAX_WORK:
             raise ClassAdError(
                 f"Requirements too complex to evaluate (with the attributes it refers to: depth about "

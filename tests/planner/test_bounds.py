@@ -147,3 +147,70 @@ def test_the_largest_accepted_chain_still_evaluates() -> None:
         except ClassAdError:
             break
     assert last is not None and last >= 100
+
+
+_names = st.sampled_from(["requirements", "a", "b", "c", "d", "memory", "start"])
+_refs = st.lists(st.tuples(st.sampled_from(["", "my", "target"]), _names), max_size=4)
+_ad_shapes = st.dictionaries(
+    _names,
+    st.builds(classads._Shape, st.integers(1, 50), st.integers(1, 500), _refs.map(tuple)),
+    max_size=7,
+)
+
+
+def _walked(ads: tuple[dict[str, classads._Shape], dict[str, classads._Shape]]) -> tuple[int, int]:
+    """The expansion walked node by node (the measure as first written: the reference)."""
+    memo: dict[tuple[int, str], tuple[int, int]] = {}
+    # iterative depth-first walk: (side, name, expanded?)
+    todo: list[tuple[int, str, bool]] = [(0, "requirements", False)]
+    busy: set[tuple[int, str]] = set()
+
+    def target(side: int, scope: str, name: str) -> tuple[int, str] | None:
+        if scope == "my":
+            return (side, name) if name in ads[side] else None
+        if scope == "target":
+            return (1 - side, name) if name in ads[1 - side] else None
+        if name in ads[side]:
+            return side, name
+        return (1 - side, name) if name in ads[1 - side] else None
+
+    while todo:
+        side, name, done = todo.pop()
+        key = (side, name)
+        shape = ads[side][name]
+        refs = [r for scope, n in shape.refs if (r := target(side, scope, n)) is not None]
+        if not done:
+            if key in memo or key in busy:
+                continue
+            busy.add(key)
+            todo.append((side, name, True))
+            todo.extend((s, n, False) for s, n in refs if (s, n) not in memo and (s, n) not in busy)
+            continue
+        busy.discard(key)
+        depth, work = shape.depth, shape.work
+        for r in refs:
+            d, w = memo.get(r, (1, 1))
+            depth = max(depth, shape.depth + d)
+            work = min(work + w, 1 << 40)
+        memo[key] = (depth, work)
+    return memo.get((0, "requirements"), (0, 0))
+
+
+@settings(max_examples=400)
+@given(_ad_shapes, _ad_shapes)
+def test_measuring_self_contained_attributes_once_changes_no_bound(
+    job: dict[str, classads._Shape], slot: dict[str, classads._Shape]
+) -> None:
+    """The expansion with each ad's self-contained attributes measured once (any references,
+    cycles, attributes of both ads) is the expansion walked through in full."""
+    job.setdefault("requirements", classads._Shape(1, 1, ()))
+    full = _walked((job, slot))
+    assert classads._expanded((job, slot)) == full
+    assert classads._expanded((job, slot), (classads._closed(job), classads._closed(slot))) == full
+    ads = [
+        classads.ParsedAd(None, None, False, x, c, classads._quick_plan(x, c))
+        for x in (job, slot)
+        for c in (classads._closed(x),)
+    ]
+    quick = classads._quick(ads[0], ads[1])
+    assert quick is None or quick == full
