@@ -36,7 +36,7 @@ SAME_HOST = {
 JOB = """
 executable = /bin/sleep
 arguments = {seconds}
-requirements = (TARGET.CampusFactorySite =?= "here")
+requirements = (TARGET.CampusFactorySite =?= "here") && {own}
 request_memory = 100
 should_transfer_files = YES
 transfer_executable = false
@@ -78,9 +78,16 @@ def glidein_config(pool, tmp_path: Path, tag: str, provider: str, env: dict[str,
     )
 
 
+def own_pilots(tag: str) -> str:
+    """A job clause for the pilots of the factory ``tag`` only: a glidein another test started at
+    the same site may still be in the pool (within its idle timeout) and would take the job. The
+    planner's slot ad has no CampusFactoryName, hence ``undefined`` there."""
+    return f'(TARGET.CampusFactoryName =?= undefined || TARGET.CampusFactoryName =?= "{tag}")'
+
+
 def submit(pool, tag: str, seconds: int, extra: str = "") -> str:
     path = pool.submit_dir / f"{tag}-{uuid.uuid4().hex[:6]}.sub"
-    path.write_text(JOB.format(seconds=seconds, tag=tag, extra=extra))
+    path.write_text(JOB.format(seconds=seconds, tag=tag, extra=extra, own=own_pilots(tag)))
     path.chmod(0o644)
     out = pool.run("condor_submit", "-terse", str(path), user="nobody")
     return out.strip().split(" - ")[0].rsplit(".", 1)[0]  # "12.0 - 12.0" -> "12"

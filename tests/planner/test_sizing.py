@@ -224,3 +224,15 @@ def test_a_fit_pilot_no_job_needs_leaves_at_once_but_one_a_job_needs_stays() -> 
     sp = plan([G("quad", 1, cpus=4, memory_mb=8000)], [S(idle_timeout_s=600)], [done, needed], NOW).site("hpc")
     (cancel,) = sp.cancel
     assert cancel.pilot_id == "p1" and "no idle job needs it" in cancel.reason and cancel.graceful
+
+
+def test_a_pilot_that_just_joined_is_not_cancelled_before_its_first_job_can_show() -> None:
+    # joined 3 s ago, never seen busy, no idle job left: its job may have started before its
+    # slot's ad says so (the real-pool report test saw both pilots cancelled with their jobs)
+    from campus_factory.planner.warm import JOIN_SETTLE_S
+
+    fresh = PilotView("p1", "hpc", "joined", NOW - 3, False, cpus=1)
+    assert plan([], [S(idle_timeout_s=600)], [fresh], NOW).site("hpc").cancel == ()
+    settled = PilotView("p1", "hpc", "joined", NOW - JOIN_SETTLE_S, False, cpus=1)
+    (cancel,) = plan([], [S(idle_timeout_s=600)], [settled], NOW).site("hpc").cancel
+    assert cancel.pilot_id == "p1" and cancel.graceful

@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from tests.pilot.test_glidein_pool import cycles, glidein_config, job_field, submit
+from tests.pilot.test_glidein_pool import cycles, glidein_config, job_field, own_pilots, submit
 
 from campus_factory.ledger import PilotState
 from campus_factory.loop.assemble import build_factory
@@ -39,7 +39,8 @@ def other_user() -> str:
 def submit_as(pool, user: str, tag: str) -> str:
     path = pool.submit_dir / f"{tag}-{user}.sub"
     path.write_text(
-        'executable = /bin/sleep\narguments = 2\nrequirements = (TARGET.CampusFactorySite =?= "here")\n'
+        "executable = /bin/sleep\narguments = 2\n"
+        f'requirements = (TARGET.CampusFactorySite =?= "here") && {own_pilots(tag)}\n'
         f'request_memory = 100\nshould_transfer_files = YES\n+CampusFactoryTest = "{tag}"\nqueue 1\n'
     )
     path.chmod(0o644)

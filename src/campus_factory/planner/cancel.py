@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .state import SiteState, weight
 from .types import QUEUED_STATES, Cancel, PilotView
-from .warm import IDLE_GRACE_S
+from .warm import IDLE_GRACE_S, JOIN_SETTLE_S
 
 __all__ = ["cancels", "idle_since"]
 
@@ -60,6 +60,8 @@ def cancels(st: SiteState, submit: int, now: float) -> list[Cancel]:
             break
         idle_for = now - idle_since(p)
         if p.pilot_id in used or p.pilot_id in chosen or idle_for < timeout:
+            continue
+        if p.idle_since is None and now - p.since < JOIN_SETTLE_S:  # its first job may not show yet
             continue
         cancels.append(Cancel(p.pilot_id, True, f"idle for {idle_for:.0f} s >= {what}"))
         room -= 1

@@ -28,6 +28,7 @@ from .types import QUEUED_STATES, PilotView, SiteSpec
 __all__ = [
     "BUFFER_MAX_JOBS",
     "IDLE_GRACE_S",
+    "JOIN_SETTLE_S",
     "START_TOLERANCE_S",
     "buffer_jobs",
     "expected_start_s",
@@ -43,6 +44,10 @@ BUFFER_MAX_JOBS = 64
 #: its last job (or its site's idle_timeout when shorter): at the first look that finds it idle,
 #: since it was sized for jobs that are gone and a new one is started when such jobs come
 IDLE_GRACE_S = 0.0
+#: a pilot that joined this recently and has never been seen running a job is not cancelled as
+#: idle: its first job may have started before its slot's ad says so (a claim reaches the
+#: collector with the startd's next update), and cancelling it would evict that job
+JOIN_SETTLE_S = 30.0
 
 
 def learned_latency_s(site: SiteSpec) -> float:
