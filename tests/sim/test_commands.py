@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from campus_factory.cli.main import cli
 from campus_factory.sim.bench_provisioning import MARK_END, MARK_START, replace_section
 from campus_factory.sim.scenario import DEMO_CAMPUS_TOML, load_scenario, whole_slot_variant
+from campus_factory.sim.workloads import JobSpec
 
 ROOT = Path(__file__).parents[2]
 DATA = Path(__file__).parent / "data"
@@ -67,7 +68,20 @@ def test_simulate_runs_a_config_and_a_workload(tmp_path: Path) -> None:
 
 def test_bench_provisioning_json_shape() -> None:
     res = CliRunner().invoke(
-        cli, ["bench", "provisioning", "--json", "--day-jobs", "60", "--burst-jobs", "40", "--hours", "0.5"]
+        cli,
+        [
+            "bench",
+            "provisioning",
+            "--json",
+            "--day-jobs",
+            "60",
+            "--burst-jobs",
+            "40",
+            "--hours",
+            "0.5",
+            "--extra",
+            "none",
+        ],
     )
     assert res.exit_code == 0, res.stderr
     data = json.loads(res.stdout)
@@ -76,7 +90,7 @@ def test_bench_provisioning_json_shape() -> None:
         for key in ("waste_pct", "wait_p50_s", "wait_p95_s", "cost"):
             assert isinstance(figures[key], int | float)
         assert 0 <= figures["waste_pct"] <= 100
-    assert set(data["workloads"]) == {"day", "burst"}
+    assert set(data["workloads"]) == {"day", "burst"} and data["extra_workloads"] == {}
 
 
 def test_provisioning_section_is_replaced_not_duplicated() -> None:
@@ -114,3 +128,16 @@ def test_the_two_more_workloads_of_the_benchmarks_load_with_their_shapes() -> No
     assert len(short) == 4000 and {j.cpus for j in short} == {1}
     assert len(heavy) == 1500 and {1, 4, 8} <= {j.cpus for j in heavy}
     assert max(j.runtime_s for j in heavy) > 6 * 3600  # a heavy tail, beyond a campus pilot's walltime
+
+
+def test_the_two_more_workloads_are_generated_from_their_seeds() -> None:
+    """The bench generates them; the example files are the same jobs (as write_csv rounds them)."""
+    from campus_factory.sim.workloads import heavy_tail_workload, load_workload, short_singles_workload
+
+    def rows(jobs: list[JobSpec]) -> list[tuple[object, ...]]:
+        return [
+            (round(j.submit_s), round(j.runtime_s), j.cpus, j.memory_mb, j.gpus, j.owner, j.requirements) for j in jobs
+        ]
+
+    assert rows(short_singles_workload()) == rows(load_workload(ROOT / "examples/demo/short-singles.csv"))
+    assert rows(heavy_tail_workload()) == rows(load_workload(ROOT / "examples/demo/heavy-tail-mix.csv"))

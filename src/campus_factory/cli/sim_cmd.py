@@ -223,14 +223,46 @@ def simulate(config_path: str, workload: str, policy: str, seed: int | None, out
     show_default=True,
     help="Also run ours with whole-slot pilots at every site (row ours-whole: sizing = 'fixed').",
 )
+@click.option(
+    "--extra",
+    "extra_names",
+    multiple=True,
+    type=click.Choice(["short-singles", "heavy-tail", "none"]),
+    help="Extra workloads of other shapes, reported apart (repeat; default: both; none: neither).",
+)
+@click.option(
+    "--extra-scale",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0.001, max=1.0),
+    help="Shrink the extra workloads (jobs and hours alike), for a quick look.",
+)
 def bench_provisioning(
-    day_jobs: int, burst_jobs: int, hours: float, seed: int, as_json: bool, write: str | None, plot: str, whole: bool
+    day_jobs: int,
+    burst_jobs: int,
+    hours: float,
+    seed: int,
+    as_json: bool,
+    write: str | None,
+    plot: str,
+    whole: bool,
+    extra_names: tuple[str, ...],
+    extra_scale: float,
 ) -> None:
     """The original Campus Factory rule, a COBalD-style controller and ours, on the same workloads.
 
-    Progress goes to stderr, one line per (workload, policy) run; the figures to stdout."""
+    The day and the burst are pooled; the extra workloads (``--extra``) are reported apart, each
+    with the targets within 1.5 x. Progress goes to stderr, one line per (workload, policy) run;
+    the figures to stdout."""
     from ..sim.bench_planner import machine_description
-    from ..sim.bench_provisioning import bench_workloads, render_markdown, replace_section, run_provisioning_bench
+    from ..sim.bench_provisioning import (
+        EXTRA_WORKLOADS,
+        bench_workloads,
+        extra_workloads,
+        render_markdown,
+        replace_section,
+        run_provisioning_bench,
+    )
     from ..sim.report import comparison_png
     from ..sim.scenario import demo_scenario, demo_whole_slot_scenario
 
@@ -238,14 +270,16 @@ def bench_provisioning(
 
     def on_run(workload: str, policy: str, s: dict[str, Any]) -> None:
         click.echo(
-            f"{workload:6} {policy:10} waste {s['waste_pct']:5.1f} %  wait p50 {s['wait_p50_s']:6.0f} s  "
+            f"{workload:13} {policy:10} waste {s['waste_pct']:5.1f} %  wait p50 {s['wait_p50_s']:6.0f} s  "
             f"p95 {s['wait_p95_s']:6.0f} s  spend ${s['cost']:8.2f}  ({s['wall_s']:.1f} s)",
             err=True,
         )
 
+    names = [n for n in dict.fromkeys(extra_names or EXTRA_WORKLOADS) if n != "none"]
     wl = bench_workloads(day_jobs, burst_jobs, hours, seed)
     variants = {"ours-whole": ("ours", demo_whole_slot_scenario(seed=seed))} if whole else None
-    bench = run_provisioning_bench(wl, scenario=demo_scenario(seed=seed), variants=variants, on_run=on_run)
+    extra = extra_workloads(names, extra_scale)
+    bench = run_provisioning_bench(wl, scenario=demo_scenario(seed=seed), variants=variants, on_run=on_run, extra=extra)
     if as_json:
         click.echo(render_json(bench.to_json()))
     else:
@@ -255,11 +289,21 @@ def bench_provisioning(
                 f"wait p50 {p['wait_p50_s']:.0f} s p95 {p['wait_p95_s']:.0f} s  spend ${p['cost']:.2f}  "
                 f"(pilot start latency p50 {p['start_latency_p50_s']:.0f} s)"
             )
+        for workload, per in bench.extra_runs.items():
+            for name, x in per.items():
+                click.echo(
+                    f"{workload}: {name:10} waste {x['waste_pct']:5.1f} %  wait p50 {x['wait_p50_s']:.0f} s "
+                    f"p95 {x['wait_p95_s']:.0f} s  spend ${x['cost']:.2f}  "
+                    f"(pilot start latency p50 {x['start_latency_p50_s']:.0f} s)"
+                )
     if write:
         doc_path = Path(write)
         png = comparison_png(bench.policies, plot)
         rel = Path(os.path.relpath(Path(png).resolve(), doc_path.resolve().parent))
         command = f"campus-factory bench provisioning --day-jobs {day_jobs} --burst-jobs {burst_jobs} --hours {hours:g}"
+        if names != list(EXTRA_WORKLOADS) or extra_scale != 1.0:
+            command += "".join(f" --extra {n}" for n in names or ["none"])
+            command += f" --extra-scale {extra_scale:g}" if extra_scale != 1.0 else ""
         section = render_markdown(bench, command, machine_description(), time.strftime("%Y-%m-%d"), rel.as_posix())
         doc = doc_path.read_text(encoding="utf-8") if doc_path.exists() else "# Benchmarks\n"
         doc_path.write_text(replace_section(doc, section), encoding="utf-8")

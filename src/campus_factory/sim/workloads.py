@@ -9,6 +9,9 @@
   ``disk_mb``, ``gpus``, ``walltime_mins``. Times are seconds or durations such as ``15m``.
 * :func:`bursty_workload`: users submit clusters of identical jobs in bursts (a day-shaped
   arrival rate, heavy-tailed cluster sizes) with a mix of job shapes (:data:`DEFAULT_SHAPES`).
+* :func:`short_singles_workload` and :func:`heavy_tail_workload`: the provisioning bench's two
+  workloads of other shapes (``examples/demo/short-singles.csv`` and ``heavy-tail-mix.csv`` are
+  these, written by :func:`write_csv`).
 
 Submit times are seconds from the start of the workload (the first job at 0 for files).
 """
@@ -27,13 +30,17 @@ from ..errors import CampusFactoryError
 
 __all__ = [
     "DEFAULT_SHAPES",
+    "HEAVY_TAIL_SHAPES",
+    "SHORT_SINGLES_SHAPES",
     "JobShape",
     "JobSpec",
     "WorkloadError",
     "bursty_workload",
+    "heavy_tail_workload",
     "load_workload",
     "read_csv",
     "read_swf",
+    "short_singles_workload",
     "write_csv",
 ]
 
@@ -81,6 +88,21 @@ DEFAULT_SHAPES: tuple[JobShape, ...] = (
     JobShape("cloud-only", 6, 2, 4000, 900, "TARGET.IsCloudNode =?= true"),
     JobShape("gpu", 2, 2, 8000, 1800, "TARGET.GPUs >= 1", gpus=1),
     JobShape("licensed", 1, 1, 2000, 900, "TARGET.HasMagicLicense =?= true"),
+)
+
+#: thousands of short one-core jobs in large clusters: 80 % run anywhere, 20 % need CVMFS
+SHORT_SINGLES_SHAPES: tuple[JobShape, ...] = (
+    JobShape("single", 80, 1, 2000, 300),
+    JobShape("cvmfs", 20, 1, 2000, 300, "TARGET.HasCVMFS =?= true"),
+)
+
+#: long one-core jobs with a heavy tail (some longer than a campus pilot's walltime), 4-core,
+#: 8-core large-memory and cloud-only jobs
+HEAVY_TAIL_SHAPES: tuple[JobShape, ...] = (
+    JobShape("long", 40, 1, 3000, 7200, runtime_sigma=1.2),
+    JobShape("quad", 15, 4, 8000, 3600, runtime_sigma=1.0),
+    JobShape("bigmem", 10, 8, 30000, 5400, "TARGET.Memory >= 30000", runtime_sigma=1.0),
+    JobShape("cloud-only", 15, 2, 4000, 1800, "TARGET.IsCloudNode =?= true", runtime_sigma=0.6),
 )
 
 
@@ -259,3 +281,14 @@ def bursty_workload(
             )
     out.sort(key=lambda j: j.submit_s)
     return out
+
+
+def short_singles_workload(jobs: int = 4000, hours: float = 6.0, *, seed: int = 2) -> list[JobSpec]:
+    """One-core jobs of about 5 minutes (lognormal) in clusters of ~200 (``short-singles.csv``)."""
+    return bursty_workload(jobs, hours, seed=seed, shapes=SHORT_SINGLES_SHAPES, mean_cluster=200.0)
+
+
+def heavy_tail_workload(jobs: int = 1500, hours: float = 12.0, *, seed: int = 3) -> list[JobSpec]:
+    """Long jobs with a heavy tail, multi-core and large-memory ones, in clusters of ~30
+    (``heavy-tail-mix.csv``)."""
+    return bursty_workload(jobs, hours, seed=seed, shapes=HEAVY_TAIL_SHAPES, mean_cluster=30.0)
