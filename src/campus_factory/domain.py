@@ -46,6 +46,9 @@ class JobGroup:
     ``learned_runs``/``learned_runtime_s``: how many recent runs of the group's jobs the ledger
     holds and their median runtime, as the loop read them (0: none); the planner uses the median
     for a group that declares no runtime, once there are enough runs (:mod:`.planner.runtime`).
+    ``running_started``: when each of the group's jobs now running on this factory's pilots
+    started, as the loop's job tracker saw them; a job expected to end before a new pilot would
+    join hands its claim to an idle job of the group (:mod:`.planner.reuse`).
     """
 
     group_id: str
@@ -62,6 +65,7 @@ class JobGroup:
     arrivals_per_hour: float = 0.0
     learned_runs: int = 0
     learned_runtime_s: float = 0.0
+    running_started: tuple[float, ...] = ()
 
     def __hash__(self) -> int:
         return hash(self.group_id)

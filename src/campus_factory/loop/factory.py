@@ -32,6 +32,7 @@ from ..logs import log_cycle
 from ..planner import PilotView, Plan, SiteSpec, plan
 from ..planner.inputs import pilot_views, site_health_of, site_specs
 from ..planner.match import MatchCache
+from ..planner.reuse import with_running_jobs
 from ..pool.base import LearnedAds, PilotSlot, PoolView, by_pilot, started_at
 from ..pool.offline import OfflineAdPublisher, publish_site_ads
 from ..providers.base import Provider, Submission
@@ -378,6 +379,8 @@ class Factory:
         if not dry_run:
             groups = self.arrivals.observe(groups, now)
         groups = self.runtimes.learned_for(groups, self.ledger, self.name, now)
+        if self.jobs is not None and not dry_run:
+            groups = with_running_jobs(groups, self.jobs.running_by_group())
         specs = await self._site_specs(sites, now, unhealthy, dry_run, report)
         live = self.live.all()
         report.plan = self.make_plan(groups, specs, self._views(live, now), now)

@@ -142,6 +142,15 @@ class JobTracker:
         opened.update((_key(r), r) for r in new)
         return changed
 
+    def running_by_group(self) -> dict[str, list[float]]:
+        """Job group -> start times of its jobs running on our pilots, as of the last update
+        (runs of no known group left out; empty before the first update)."""
+        out: dict[str, list[float]] = {}
+        for run in (self._open or {}).values():
+            if run.job_group:
+                out.setdefault(run.job_group, []).append(run.started_at)
+        return out
+
     def _unseen(
         self,
         ledger: Ledger,

@@ -15,7 +15,9 @@ deterministic match results), so the same input always gives the same plan.
    (whole minutes), config order — then into new pilots within the budget, at the sites whose
    new pilots are expected to start soonest first (:mod:`.warm`), spilling to the next site when
    one cannot take all (:mod:`.packing`); at a cloud site listing instance types, new pilots are
-   the cheapest type that fits (:mod:`.flavors`). Then the **warm buffer**: for groups whose jobs have
+   the cheapest type that fits (:mod:`.flavors`). Between the two, **claim reuse**: idle jobs that
+   running jobs of their group, expected to end before a new pilot would join, will take over
+   get no new pilot (:mod:`.reuse`). Then the **warm buffer**: for groups whose jobs have
    been arriving, pilots for the jobs expected while new pilots start (:mod:`.warm`).
 4. **Floor, offline signal**: a site below its floor gets pilots up to it; a site whose offline
    ad the negotiator matched recently, and that none of the visible groups matches, gets
@@ -37,6 +39,7 @@ from .cancel import cancels
 from .flavors import choose_type
 from .match import MatchCache, MatchOutcome, group_key
 from .packing import Shape, SiteBins
+from .reuse import finishing_claims, reuse_note
 from .runtime import group_runtime, runtime_note
 from .state import SiteState, fits, job_shape, jobs_per_pilot, site_bins, site_budget, site_order
 from .types import GroupDecision, PilotSize, PilotView, Placement, Plan, SitePlan, SiteSpec
@@ -63,7 +66,7 @@ def _runtime(declared: float | None, site: SiteSpec) -> float:
 
 
 def _place(
-    g: JobGroup, outcomes: Sequence[MatchOutcome], states: Sequence[SiteState]
+    g: JobGroup, outcomes: Sequence[MatchOutcome], states: Sequence[SiteState], now: float
 ) -> tuple[GroupDecision, list[SiteState]]:
     matched = [st for st, o in zip(states, outcomes, strict=True) if o.ok]
     names = tuple(st.spec.name for st in matched)
@@ -83,7 +86,9 @@ def _place(
     usable = sorted((st for st in matched if st.spec.healthy), key=lambda st: st.key)
     shape = job_shape(g)
     declared = group_runtime(g)
-    left, got, bound, kinds = _spread(usable, shape, declared, g.count)
+    within = _by_start(usable)[0].expected if usable else 0.0
+    claims = finishing_claims(g, within, now)
+    left, got, bound, kinds, reused = _spread(usable, shape, declared, g.count, claims=claims)
     placements = [Placement(name, j, e, n, kinds.get(name, "")) for name, (j, e, n) in got.items()]
     if left:
         bound.extend(f"{st.spec.name}: unhealthy" for st in matched if not st.spec.healthy)
@@ -101,11 +106,24 @@ def _place(
     )
     reason = f"{g.count} idle job(s), matches {len(matched)} site(s)"
     reason += f": {where}" if where else ": nothing placed"
+    if reused:
+        reason += f"; {reuse_note(g, reused, within)}"
     if left:
         reason += f"; {left} held back by {', '.join(bound) or 'limits'}"
     note = runtime_note(g, [st.spec for st in matched])
     decision = GroupDecision(
-        g.group_id, g.count, first, pilots, per, reason, names, tuple(placements), left, tuple(bound), runtime=note
+        g.group_id,
+        g.count,
+        first,
+        pilots,
+        per,
+        reason,
+        names,
+        tuple(placements),
+        left,
+        tuple(bound),
+        runtime=note,
+        claims=reused,
     )
     return decision, matched
 
@@ -118,16 +136,27 @@ def _by_start(usable: Sequence[SiteState]) -> list[SiteState]:
 
 
 def _spread(
-    usable: Sequence[SiteState], shape: Shape, declared: float | None, want: int, *, buffer: bool = False
-) -> tuple[int, dict[str, list[int]], list[str], dict[str, str]]:
-    """Place ``want`` jobs: capacity already there in preference order, then new pilots by
-    expected start. Returns (left, site -> [jobs, into existing, new pilots], limits that bound,
-    site -> instance type of its new pilots)."""
+    usable: Sequence[SiteState],
+    shape: Shape,
+    declared: float | None,
+    want: int,
+    *,
+    buffer: bool = False,
+    claims: int = 0,
+) -> tuple[int, dict[str, list[int]], list[str], dict[str, str], int]:
+    """Place ``want`` jobs: capacity already there in preference order, then up to ``claims`` to
+    finishing claims of the group (planner.reuse), then new pilots by expected start. Returns
+    (left, site -> [jobs, into existing, new pilots], limits that bound, site -> instance type of
+    its new pilots, jobs left to claims)."""
     left = want
     got: dict[str, list[int]] = {}
     bound: list[str] = []
     kinds: dict[str, str] = {}
+    reused = 0
     for new, order in ((False, usable), (True, _by_start(usable))):
+        if new and claims > 0:
+            reused = min(left, claims)
+            left -= reused
         for st in order:
             if left == 0:
                 break
@@ -146,26 +175,30 @@ def _spread(
                 st.exhausted = True
                 why = st.bound or st.bins.misfit or min(st.rooms, key=lambda k: st.rooms[k])
                 bound.append(f"{st.spec.name}: {why}")
-    return left, got, bound, kinds
+    return left, got, bound, kinds, reused
 
 
-def _buffer(g: JobGroup, d: GroupDecision, states: Sequence[SiteState]) -> GroupDecision:
-    """The warm buffer of a group with recent arrivals, after every idle job is placed."""
+def _buffer(g: JobGroup, d: GroupDecision, states: Sequence[SiteState], now: float) -> GroupDecision:
+    """The warm buffer of a group with recent arrivals, after every idle job is placed, less the
+    arrivals that claims of its finishing jobs will take (those the idle jobs did not)."""
     usable = sorted((st for st in states if st.spec.name in d.matched and st.spec.healthy), key=lambda st: st.key)
     if not usable or d.held_back:
         return d
     first = _by_start(usable)[0]
-    want = buffer_jobs(g, first.expected)
+    arriving = buffer_jobs(g, first.expected)
+    spare = max(0, finishing_claims(g, first.expected, now) - d.claims)
+    want = arriving - spare
     if want <= 0:
         return d
-    left, got, _, _ = _spread(usable, job_shape(g), group_runtime(g), want, buffer=True)
+    left, got, _, _, _ = _spread(usable, job_shape(g), group_runtime(g), want, buffer=True)
     placed = want - left
     if placed <= 0:
         return d
     where = ", ".join(f"{n} at {s} ({e} into existing, {p} new pilot(s))" for s, (n, e, p) in got.items())
+    less = f", less {spare} to claims of finishing jobs" if spare else ""
     reason = (
         f"{d.reason}; warm buffer for {placed} arriving job(s) ({g.arrivals_per_hour:.0f}/h x "
-        f"{first.expected:.0f} s start at {first.spec.name}): {where}"
+        f"{first.expected:.0f} s start at {first.spec.name}{less}): {where}"
     )
     return replace(d, reason=reason, pilots=d.pilots + sum(p for *_, p in got.values()), buffer=placed)
 
@@ -298,14 +331,14 @@ def plan(
     # run anywhere), then largest jobs first (first-fit decreasing)
     matched_by.sort(key=lambda t: (sum(1 for o in t[1] if o.ok) or len(sites) + 1, _size_key(t[0])))
     for g, outcomes in matched_by:
-        decision, matched = _place(g, outcomes, states)
+        decision, matched = _place(g, outcomes, states, now)
         for st in matched:
             st.matched_groups += 1
         decisions.append(decision)
     cache.end()
     by_id = {g.group_id: g for g in groups}
     decisions = [
-        _buffer(by_id[d.group_id], d, states) if by_id[d.group_id].arrivals_per_hour > 0 else d for d in decisions
+        _buffer(by_id[d.group_id], d, states, now) if by_id[d.group_id].arrivals_per_hour > 0 else d for d in decisions
     ]
     site_plans = tuple(_site_plan(st, now) for st in states)
     unmatched = sum(1 for d in decisions if not d.matched)

@@ -177,6 +177,7 @@ class GroupDecision:
     bound_by: tuple[str, ...] = ()
     buffer: int = 0  # jobs expected to arrive while new pilots start, provisioned for ahead
     runtime: str = ""  # the runtime assumed for its jobs and where it came from (planner.runtime)
+    claims: int = 0  # idle jobs left to claims of its running jobs ending before a new pilot joins
 
 
 #: cpus, memory MB, disk MB, GPUs of a pilot to submit, and how many of them
