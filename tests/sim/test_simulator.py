@@ -265,3 +265,16 @@ def test_the_pool_gives_a_fit_pilot_only_jobs_of_its_cores() -> None:
     assert pool.negotiate() == 1 and fixed.free_cpus == 15  # a fixed pilot takes it
     pool.submit(JobSpec(0.0, 600, 4, 4000))
     assert pool.negotiate() == 1 and fit.free_cpus == 0 and fixed.free_cpus == 15  # fullest first: p4
+
+
+def test_a_job_still_running_at_the_horizon_is_busy_in_the_waste_breakdown() -> None:
+    """Delivered = used + booting + empty + free cores, also when the drain horizon cuts a job."""
+    site = {"name": "hpc", "provider": "fake", "walltime": "6h", "slot": {"cpus": 2, "memory_mb": 4000}}
+    sim = {"drain_hours": 0.5, "sites": {"hpc": {"queue_wait": "1m", "queue_wait_sigma": 0, "boot": "30s"}}}
+    scenario = scenario_from_dict({"sites": [site], "simulation": sim})
+    result = asyncio.run(Simulation(scenario, [JobSpec(0.0, 4 * 3600, 1, 1000)], make_policy("ours")).run())
+    s = summarize(result)
+    assert s["jobs_completed"] == 0 and s["used_core_h"] > 0.3
+    parts = s["waste_breakdown"]
+    assert abs(sum(parts.values()) - s["wasted_core_h"]) < 0.02, parts
+    assert parts["empty_pilot_core_h"] < 0.1  # the pilot ran its job until the end

@@ -40,6 +40,9 @@ def waste_breakdown(result: SimResult) -> dict[str, float]:
     runs: dict[str, list[tuple[float, int]]] = {}
     for r in result.runs:
         runs.setdefault(r.pilot_id, []).extend(((r.start, r.cpus), (r.end, -r.cpus)))
+    for j in result.jobs:  # still running at the horizon: busy, as the used core-hours count them
+        if j.pilot is not None:
+            runs.setdefault(j.pilot.pilot_id, []).extend(((j.run_start, j.spec.cpus), (result.end, -j.spec.cpus)))
     boot = empty = partial = 0.0
     for p in result.pilots:
         if p.started_at is None:
