@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -51,3 +52,51 @@ def test_a_slurm_start_that_fails_half_way_is_stopped_entirely(tmp_path: Path) -
         )
     assert [p for p in started if alive(p)] == [], down.stdout
     assert not Path(env["MUNGE_DIR"]).exists()
+
+
+def test_sge_down_stops_this_runs_daemon_when_the_recorded_pid_is_not_its_own(tmp_path: Path) -> None:
+    """sge-up.sh records a daemon's pid just after starting it, when the newest process of that
+    name may still be the parent that forks the daemon and exits (a loaded machine left a real
+    sge_qmaster running after the suite that way). sge-down.sh then finds the daemon started by
+    this test run (its CF_TEST_RUN) and stops it; a daemon of another run is left alone."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    daemon = fake / "sge_qmaster"  # a process whose name is sge_qmaster (a copy of sleep)
+    daemon.write_bytes(Path("/bin/sleep").read_bytes())
+    daemon.chmod(0o755)
+    qconf = fake / "qconf"  # no SGE answers: the script goes straight to the signals
+    qconf.write_text("#!/bin/sh\nexit 1\n")
+    qconf.chmod(0o755)
+    run = f"cf-test-sge-down-{os.getpid()}"
+    mine = subprocess.Popen([str(daemon), "300"], env={**os.environ, "CF_TEST_RUN": run}, start_new_session=True)
+    elsewhere = {**os.environ, "CF_TEST_RUN": "another-run"}
+    other = subprocess.Popen([str(daemon), "300"], env=elsewhere, start_new_session=True)
+    # reaped as soon as it ends, as init reaps a real daemon (a zombie would still answer kill -0)
+    reaper = threading.Thread(target=mine.wait, daemon=True)
+    reaper.start()
+    state = tmp_path / "state"
+    state.mkdir()
+    gone = subprocess.Popen(["true"])  # a pid that is gone by now
+    gone.wait()
+    (state / "qmaster.pid").write_text(f"{gone.pid}\n")
+    env = {
+        **os.environ,
+        "PATH": f"{fake}:{os.environ['PATH']}",
+        "STATE": str(state),
+        "CF_TEST_RUN": run,
+        "STOP_TIMEOUT": "1",
+        "SGE_EXECD_SPOOL": str(tmp_path / "spool"),
+    }
+    try:
+        down = subprocess.run(
+            ["bash", str(SERVICES / "sge-down.sh")], env=env, capture_output=True, text=True, timeout=120
+        )
+        reaper.join(timeout=30)
+        assert mine.returncode is not None, "this run's daemon is still running"
+        assert f"sge_qmaster pid {mine.pid}" in down.stdout, (down.stdout, down.stderr)
+        assert down.returncode == 0 and "SGE down" in down.stdout, (down.stdout, down.stderr)
+        assert alive(other.pid), "a daemon of another test run was stopped"
+    finally:
+        for p in (mine, other):
+            p.kill()
+            p.wait(timeout=30)

@@ -13,20 +13,26 @@
 export SGE_ROOT=/var/lib/gridengine SGE_CELL=default
 STATE=${STATE:-}
 STOP_TIMEOUT=${STOP_TIMEOUT:-60}
-SPOOL=/var/spool/gridengine/execd
+SPOOL=${SGE_EXECD_SPOOL:-/var/spool/gridengine/execd}   # (a test points it elsewhere)
 H=$(hostname)
 comm_is(){ [ -n "$1" ] && [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ]; }
 gone_within(){ # pid seconds
   local end=$((SECONDS + $2)); while kill -0 "$1" 2>/dev/null && [ $SECONDS -lt $end ]; do sleep 0.2; done
   ! kill -0 "$1" 2>/dev/null
 }
-daemon_pid(){ # name: the pid recorded in STATE, or (no STATE) the running one
+ours(){ # pid: started by this test run (the CF_TEST_RUN it was started with is ours)
+  [ -n "${CF_TEST_RUN:-}" ] && tr '\0' '\n' < "/proc/$1/environ" 2>/dev/null | grep -qx "CF_TEST_RUN=$CF_TEST_RUN"
+}
+daemon_pid(){ # name: the pid recorded in STATE (else this test run's one), or (no STATE) the running one
+  local p
   if [ -n "$STATE" ]; then
-    local p; p=$(cat "$STATE/${1#sge_}.pid" 2>/dev/null)
-    comm_is "$p" "$1" && echo "$p"
-  else
-    pgrep -x "$1" | head -n 1
+    p=$(cat "$STATE/${1#sge_}.pid" 2>/dev/null)
+    if comm_is "$p" "$1"; then echo "$p"; return 0; fi
+    # the recorded pid may be the parent of the daemon that forked (see record() in sge-up.sh)
+    for p in $(pgrep -x "$1"); do ours "$p" && { echo "$p"; return 0; }; done
+    return 0
   fi
+  pgrep -x "$1" | head -n 1
 }
 stop(){ # name pid how...: ask, then SIGTERM, then SIGKILL
   local name=$1 pid=$2; shift 2

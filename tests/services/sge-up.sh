@@ -19,7 +19,11 @@ QUEUE_TIMEOUT=${QUEUE_TIMEOUT:-$READY_TIMEOUT}   # the last wait: all.q ready (0
 H=$(hostname)
 HERE=$(cd "$(dirname "$0")" && pwd)
 [ -z "$STATE" ] || mkdir -p "$STATE"
-record(){ # name: the pid of the daemon just started (it forks into the background) into STATE
+record(){ # name: the pid of the daemon just started into STATE. It forks into the background:
+  # right after the start the newest process of that name may still be the parent, about to exit
+  # (a loaded machine left a qmaster running that way: the pid recorded was the parent's), so it
+  # is recorded again once the daemon answers; sge-down.sh also finds this run's daemons by
+  # CF_TEST_RUN when the recorded pid is gone
   [ -n "$STATE" ] || return 0
   local p="" end=$((SECONDS + 30))
   until p=$(pgrep -x -n "$1") || [ $SECONDS -ge $end ]; do sleep 0.1; done
@@ -58,15 +62,18 @@ fi
 echo "$H localhost" > "$SGE_ROOT/$SGE_CELL/common/host_aliases"
 
 # 3. qmaster (daemonizes; pid in /var/spool/gridengine/qmaster/qmaster.pid)
+started_qmaster=""
 if ! pgrep -x sge_qmaster >/dev/null; then
   /usr/sbin/sge_qmaster
   record sge_qmaster
+  started_qmaster=1
 fi
 end=$((SECONDS + READY_TIMEOUT))
 until qconf -sh >/dev/null 2>&1; do
   [ $SECONDS -lt $end ] || { echo "sge_qmaster does not answer after $READY_TIMEOUT s" >&2; qconf -sh; exit 1; }
   sleep 0.2
 done
+[ -z "$started_qmaster" ] || record sge_qmaster   # the daemon itself, now that it answers
 
 # 3b. jobs of an earlier run come back from the spool at a qmaster start: delete them all (forced:
 #     their execd may be gone) and wait until qstat lists none
@@ -136,6 +143,7 @@ if ! pgrep -x sge_execd >/dev/null; then
   bash "$HERE/sge-down.sh" --spool-only
   /usr/sbin/sge_execd
   record sge_execd
+  started_execd=1
 fi
 st=""
 end=$((SECONDS + QUEUE_TIMEOUT))
@@ -146,6 +154,7 @@ while [ $SECONDS -lt $end ]; do
   sleep 0.5
 done
 qmod -c all.q >/dev/null 2>&1 || true
+[ -z "${started_execd:-}" ] || record sge_execd     # the daemon itself, now that its queue is up
 qstat -f
 [ "$st" = ok ] || { echo "queue all.q@$H not ready after $QUEUE_TIMEOUT s (state '$st')" >&2; exit 1; }
 echo "SGE up in $(awk "BEGIN{print $(date +%s.%N)-$t0}") s"
