@@ -7,7 +7,7 @@ Over a window ``[since, until)``; every interval is clipped to it, and intervals
   ``retiring`` after running), from the transitions table, so a pilot requeued by its site stops
   counting while it waits again.
 * **used**: a job's cores x its run time on a pilot, from ``pilot_jobs`` (filled by the pool
-  integration; :func:`record_pilot_jobs`). **wasted** = delivered - used.
+  integration; :func:`.jobruns.record_pilot_jobs`, re-exported here). **wasted** = delivered - used.
 * **spend**: delivered core-hours x the site's cost per core-hour (passed in, from the config).
 * pilots **requested** (created in the window), **started** (first ran in the window), **failed**
   (ended ``failed`` or ``lost`` in the window).
@@ -27,14 +27,15 @@ from __future__ import annotations
 import bisect
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String, UniqueConstraint, and_, insert, or_, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
 
-from .models import Base, PilotRow, TransitionRow
+from .jobruns import JobRun, PilotJobRow, open_job_runs, pilot_jobs, record_pilot_jobs, recorded_runs
+from .models import PilotRow, TransitionRow
 from .states import LIVE, PilotState
 from .store import Ledger
 
@@ -59,42 +60,6 @@ GROUP_BY: tuple[GroupBy, ...] = ("site", "owner", "route", "schedd")
 NO_JOBS = "(no jobs)"
 _RUNNING = frozenset({PilotState.RUNNING.value, PilotState.JOINED.value})
 _FAILED = frozenset({PilotState.FAILED.value, PilotState.LOST.value})
-
-
-class PilotJobRow(Base):
-    """One execution of a job on a pilot (table created by migration 0003)."""
-
-    __tablename__ = "pilot_jobs"
-    __table_args__ = (
-        UniqueConstraint("pilot_id", "job_id", "started_at", name="uq_pilot_jobs_run"),
-        Index("ix_pilot_jobs_group_ended", "job_group", "ended_at"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    pilot_id: Mapped[str] = mapped_column(ForeignKey("pilots.pilot_id"), index=True)
-    job_id: Mapped[str] = mapped_column(String(256))
-    owner: Mapped[str] = mapped_column(String(128))
-    route: Mapped[str] = mapped_column(String(32))
-    started_at: Mapped[float] = mapped_column(Float, index=True)
-    ended_at: Mapped[float | None] = mapped_column(Float, nullable=True, index=True)
-    cpus: Mapped[int] = mapped_column(Integer)
-    #: the job group (``JobGroup.group_id``) the job was idle in, when the loop saw it (migration 0006)
-    job_group: Mapped[str | None] = mapped_column(String(64), nullable=True)
-
-
-@dataclass(frozen=True)
-class JobRun:
-    """A job that ran (or runs: ``ended_at`` None) on a pilot; ``job_id`` e.g. a GlobalJobId;
-    ``job_group``: the job group it was idle in, when known (runtimes are learned per group)."""
-
-    pilot_id: str
-    job_id: str
-    owner: str
-    route: str
-    started_at: float
-    ended_at: float | None
-    cpus: int
-    job_group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -130,71 +95,6 @@ class Accounting:
             "rows": [r.as_dict() for r in self.rows],
             "total": self.total.as_dict(),
         }
-
-
-def record_pilot_jobs(ledger: Ledger, runs: Iterable[JobRun]) -> int:
-    """Insert job runs, or set the end of runs already recorded; returns how many rows changed.
-
-    The runs already recorded are read in one query per 400 runs, not one per run."""
-    runs = list(runs)
-    changed = 0
-    with Session(ledger.engine) as s, s.begin():
-        rows: dict[tuple[str, str, float], PilotJobRow] = {}
-        for i in range(0, len(runs), 400):  # at most 800 bound parameters a query
-            chunk = runs[i : i + 400]
-            pilots, jobs = sorted({r.pilot_id for r in chunk}), sorted({r.job_id for r in chunk})
-            q = select(PilotJobRow).where(PilotJobRow.pilot_id.in_(pilots), PilotJobRow.job_id.in_(jobs))
-            rows.update(((r.pilot_id, r.job_id, r.started_at), r) for r in s.scalars(q))
-        fresh: dict[tuple[str, str, float], dict[str, Any]] = {}
-        for run in runs:
-            key = (run.pilot_id, run.job_id, run.started_at)
-            row = rows.get(key)
-            if row is None:
-                if key not in fresh:
-                    changed += 1
-                values = fresh.setdefault(key, asdict(run))
-                if run.ended_at is not None:
-                    values["ended_at"] = run.ended_at
-            elif row.ended_at != run.ended_at and run.ended_at is not None:
-                row.ended_at = run.ended_at
-                row.job_group = row.job_group or run.job_group
-                changed += 1
-        if fresh:  # one executemany, not one ORM object per run
-            s.execute(insert(PilotJobRow), list(fresh.values()))
-    return changed
-
-
-def _run(r: PilotJobRow) -> JobRun:
-    return JobRun(r.pilot_id, r.job_id, r.owner, r.route, r.started_at, r.ended_at, r.cpus, r.job_group)
-
-
-def open_job_runs(ledger: Ledger, factory: str) -> list[JobRun]:
-    """Runs without an end, on this factory's pilots."""
-    q = (
-        select(PilotJobRow)
-        .join(PilotRow, PilotRow.pilot_id == PilotJobRow.pilot_id)
-        .where(PilotRow.factory == factory, PilotJobRow.ended_at.is_(None))
-    )
-    with Session(ledger.engine) as s:
-        return [_run(r) for r in s.scalars(q)]
-
-
-def recorded_runs(ledger: Ledger, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Which (pilot id, job id) pairs have a run recorded (one query per 500 pilots)."""
-    wanted = set(pairs)
-    pilots = sorted({p for p, _ in wanted})
-    out: set[tuple[str, str]] = set()
-    with Session(ledger.engine) as s:
-        for i in range(0, len(pilots), 500):
-            q = select(PilotJobRow.pilot_id, PilotJobRow.job_id).where(PilotJobRow.pilot_id.in_(pilots[i : i + 500]))
-            out.update((p, j) for p, j in s.execute(q) if (p, j) in wanted)
-    return out
-
-
-def pilot_jobs(ledger: Ledger, pilot_id: str) -> list[JobRun]:
-    q = select(PilotJobRow).where(PilotJobRow.pilot_id == pilot_id).order_by(PilotJobRow.started_at)
-    with Session(ledger.engine) as s:
-        return [_run(r) for r in s.scalars(q)]
 
 
 def _overlap(start: float, end: float, lo: float, hi: float) -> float:

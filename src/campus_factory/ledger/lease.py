@@ -10,8 +10,9 @@ clocks: the factories sharing a ledger need clocks within a fraction of the TTL 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import Float, String, delete, or_, select, update
+from sqlalchemy import Float, String, Table, case, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -30,6 +31,9 @@ class LeaseRow(Base):
     expires_at: Mapped[float] = mapped_column(Float)
 
 
+_LEASES = cast(Table, LeaseRow.__table__)
+
+
 @dataclass(frozen=True)
 class Lease:
     name: str
@@ -39,28 +43,26 @@ class Lease:
 
 
 def acquire_lease(ledger: Ledger, name: str, holder: str, ttl: float, now: float) -> bool:
-    """Take or renew the lease ``name`` for ``ttl`` seconds; True when ``holder`` has it."""
-    with Session(ledger.engine) as s, s.begin():
-        row = s.get(LeaseRow, name)
-        if row is not None and row.holder != holder and row.expires_at >= now:
-            return False
-        done = s.execute(
-            update(LeaseRow)
-            .where(LeaseRow.name == name, or_(LeaseRow.holder == holder, LeaseRow.expires_at < now))
+    """Take or renew the lease ``name`` for ``ttl`` seconds; True when ``holder`` has it.
+
+    One ``UPDATE`` when the row exists (a renewal keeps its ``acquired_at``: SET expressions see
+    the row as it was), the ``INSERT`` of the row otherwise."""
+    t = _LEASES.c
+    with ledger.engine.begin() as conn:
+        done = conn.execute(
+            update(_LEASES)
+            .where(t.name == name, or_(t.holder == holder, t.expires_at < now))
             .values(
-                holder=holder,
-                expires_at=now + ttl,
-                acquired_at=(row.acquired_at if row is not None and row.holder == holder else now),
+                holder=holder, expires_at=now + ttl, acquired_at=case((t.holder == holder, t.acquired_at), else_=now)
             )
-            .execution_options(synchronize_session=False)
         )
-        if done.rowcount == 1:  # type: ignore[attr-defined]
+        if done.rowcount == 1:
             return True
-        if row is not None:
+        if conn.execute(select(t.name).where(t.name == name)).first() is not None:
             return False
     try:
-        with Session(ledger.engine) as s, s.begin():
-            s.add(LeaseRow(name=name, holder=holder, acquired_at=now, expires_at=now + ttl))
+        with ledger.engine.begin() as conn:
+            conn.execute(insert(_LEASES).values(name=name, holder=holder, acquired_at=now, expires_at=now + ttl))
         return True
     except IntegrityError:  # another candidate inserted it first
         return False
@@ -73,6 +75,7 @@ def release_lease(ledger: Ledger, name: str, holder: str) -> None:
 
 
 def current_lease(ledger: Ledger, name: str) -> Lease | None:
-    with Session(ledger.engine) as s:
-        row = s.scalars(select(LeaseRow).where(LeaseRow.name == name)).first()
+    t = _LEASES.c
+    with ledger.engine.connect() as conn:
+        row = conn.execute(select(t.name, t.holder, t.acquired_at, t.expires_at).where(t.name == name)).first()
         return Lease(row.name, row.holder, row.acquired_at, row.expires_at) if row else None

@@ -94,8 +94,15 @@ class Update:
 
 
 _PILOTS = cast(Table, PilotRow.__table__)
+_TRANSITIONS = cast(Table, TransitionRow.__table__)
 #: the columns a transition may change
 _MUTABLE = ("job_id", "state", "state_since", "started_at", "joined_at", "ended_at", "exit_code", "reason")
+# the loop's statements, built once (Core on a connection, not the ORM: several run every cycle)
+_BY_IDS = select(_PILOTS).where(_PILOTS.c.pilot_id.in_(bindparam("ids", expanding=True)))
+_SET_BY_ID = update(_PILOTS).where(_PILOTS.c.pilot_id == bindparam("b_pilot_id"))
+_KNOWN_IDS = select(_PILOTS.c.pilot_id).where(
+    _PILOTS.c.factory == bindparam("factory"), _PILOTS.c.pilot_id.in_(bindparam("ids", expanding=True))
+)
 
 
 def _record(m: Mapping[Any, Any]) -> PilotRecord:
@@ -217,10 +224,10 @@ class Ledger:
         if not records:
             return records
         try:
-            with self._tx() as s, s.begin():
-                s.execute(insert(PilotRow), [{**asdict(r), "state": r.state.value} for r in records])
-                s.execute(
-                    insert(TransitionRow),
+            with self.engine.begin() as conn:
+                conn.execute(insert(_PILOTS), [{**asdict(r), "state": r.state.value} for r in records])
+                conn.execute(
+                    insert(_TRANSITIONS),
                     [
                         {
                             "pilot_id": r.pilot_id,
@@ -248,12 +255,13 @@ class Ledger:
             return []
         changed: dict[str, dict[str, Any]] = {}
         history: list[dict[str, Any]] = []
-        with self._tx() as s, s.begin():
+        with self.engine.begin() as conn:
             rows: dict[str, dict[str, Any]] = {}
             ids = sorted({up.pilot_id for up in updates})
             for i in range(0, len(ids), _CHUNK):  # one query per chunk, not one per pilot
-                q = select(_PILOTS).where(_PILOTS.c.pilot_id.in_(ids[i : i + _CHUNK]))
-                rows.update((m["pilot_id"], dict(m)) for m in s.execute(q).mappings())
+                rows.update(
+                    (m["pilot_id"], dict(m)) for m in conn.execute(_BY_IDS, {"ids": ids[i : i + _CHUNK]}).mappings()
+                )
             for up in updates:
                 row = rows.get(up.pilot_id)
                 if row is None:
@@ -279,27 +287,19 @@ class Ledger:
                     }
                 )
             if changed:
-                s.execute(
-                    update(_PILOTS).where(_PILOTS.c.pilot_id == bindparam("b_pilot_id")),
-                    [{"b_pilot_id": k, **{c: r[c] for c in _MUTABLE}} for k, r in changed.items()],
-                )
-                s.execute(insert(TransitionRow), history)
+                conn.execute(_SET_BY_ID, [{"b_pilot_id": k, **{c: r[c] for c in _MUTABLE}} for k, r in changed.items()])
+                conn.execute(insert(_TRANSITIONS), history)
         return [_record(r) for r in changed.values()]
 
     def record_cycle(self, cycle: CycleRecord) -> None:
-        with self._tx() as s, s.begin():
-            s.add(
-                CycleRow(
-                    factory=cycle.factory,
-                    started_at=cycle.started_at,
-                    duration_s=cycle.duration_s,
-                    dry_run=cycle.dry_run,
-                    submitted=cycle.submitted,
-                    cancelled=cycle.cancelled,
-                    errors=cycle.errors,
-                    plan_json=json.dumps(cycle.plan, sort_keys=True),
-                )
-            )
+        c = cycle
+        row = {
+            **{k: getattr(c, k) for k in ("factory", "started_at", "duration_s", "dry_run", "submitted", "cancelled")},
+            "errors": c.errors,
+            "plan_json": json.dumps(c.plan, sort_keys=True),
+        }
+        with self.engine.begin() as conn:
+            conn.execute(insert(cast(Table, CycleRow.__table__)), row)
 
     # -- reading ----------------------------------------------------------------------------
     def pilots(
@@ -346,12 +346,9 @@ class Ledger:
         """Which of these pilot ids are this factory's (one query per 500 ids)."""
         ids = sorted(set(pilot_ids))
         out: set[str] = set()
-        with self._tx() as s:
+        with self.engine.connect() as conn:
             for i in range(0, len(ids), _CHUNK):
-                q = select(PilotRow.pilot_id).where(
-                    PilotRow.factory == factory, PilotRow.pilot_id.in_(ids[i : i + _CHUNK])
-                )
-                out.update(s.scalars(q))
+                out.update(conn.scalars(_KNOWN_IDS, {"factory": factory, "ids": ids[i : i + _CHUNK]}))
         return out
 
     def pilots_of_submissions(self, factory: str, submission_ids: Iterable[str]) -> list[PilotRecord]:
@@ -362,8 +359,8 @@ class Ledger:
         return self._records(q)
 
     def _records(self, q: Any) -> list[PilotRecord]:
-        with self._tx() as s:
-            return [_record(m) for m in s.execute(q).mappings()]
+        with self.engine.connect() as conn:
+            return [_record(m) for m in conn.execute(q).mappings()]
 
     def live_pilots(self, factory: str, site: str | None = None) -> list[PilotRecord]:
         return self.pilots(factory=factory, site=site, states=LIVE)

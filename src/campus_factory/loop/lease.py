@@ -46,19 +46,27 @@ class LeaseKeeper:
 
     def take(self, now: float) -> tuple[bool, bool]:
         """Take or renew the lease: (held, lapsed). ``lapsed``: it was not held a moment ago, so
-        another factory may have acted in between."""
-        held = current_lease(self.ledger, self.name)
-        if held is not None and held.holder != self.holder and held.expires_at >= now:
-            host, _, rest = held.holder.partition(":")
-            pid = rest.split(":", 1)[0]
-            if host == socket.gethostname() and pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
-                release_lease(self.ledger, self.name, held.holder)
+        another factory may have acted in between. The holder is read only when the lease cannot
+        be taken: a renewal is one statement."""
         lapsed = self.until is None or now > self.until
-        if not acquire_lease(self.ledger, self.name, self.holder, self.ttl, now):
-            self.until = None
-            return False, lapsed
-        self.until = now + self.ttl
-        return True, lapsed
+        held = acquire_lease(self.ledger, self.name, self.holder, self.ttl, now)
+        if not held and self._release_gone(now):
+            held = acquire_lease(self.ledger, self.name, self.holder, self.ttl, now)
+        self.until = now + self.ttl if held else None
+        return held, lapsed
+
+    def _release_gone(self, now: float) -> bool:
+        """Give up the lease of a holder on this host that is gone, or is this very process (an
+        earlier factory object that crashed); True when one was released."""
+        held = current_lease(self.ledger, self.name)
+        if held is None or held.holder == self.holder or held.expires_at < now:
+            return False
+        host, _, rest = held.holder.partition(":")
+        pid = rest.split(":", 1)[0]
+        if host == socket.gethostname() and pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
+            release_lease(self.ledger, self.name, held.holder)
+            return True
+        return False
 
     def release(self) -> None:
         release_lease(self.ledger, self.name, self.holder)
