@@ -168,7 +168,8 @@ class Factory:
                 )
             except PoolError as exc:
                 report.errors.append(f"pool jobs: {exc}")
-            self.runtimes.dirty |= self.jobs.ended_runs > 0
+            if self.jobs.ended_runs:  # the runtimes learned from those groups' runs may change
+                self.runtimes.ended(self.jobs.ended_groups)
             # a pilot running a job is busy even while its partitionable slot's ad lags the claim
             busy = self.jobs.busy_pilots
             self._slots = {p: s if s.busy or p not in busy else replace(s, busy=True) for p, s in self._slots.items()}
@@ -297,7 +298,7 @@ class Factory:
     ) -> list[SiteSpec]:
         health = {
             s.name: site_health_of(
-                s, self.ledger.pilots(factory=self.name, site=s.name, limit=50), now, joins_observed=self._pool_ok
+                s, self.live.recent(self.ledger, self.name, s.name), now, joins_observed=self._pool_ok
             )
             for s in sites
         }
@@ -378,7 +379,7 @@ class Factory:
         now = self.clock()
         if not dry_run:
             groups = self.arrivals.observe(groups, now)
-        groups = self.runtimes.learned_for(groups, self.ledger, self.name, now)
+        groups = self.runtimes.learned_for(groups, self.ledger, self.name, now, generation=self.live.loads)
         if self.jobs is not None and not dry_run:
             groups = with_running_jobs(groups, self.jobs.running_by_group())
         specs = await self._site_specs(sites, now, unhealthy, dry_run, report)

@@ -5,7 +5,9 @@ serves), so what it wrote is what the ledger holds: the loop reads its live pilo
 query), then applies the records every write returns (:meth:`LivePilots.note`), instead of
 reading every live pilot several times a cycle. It reads them again whenever it cannot be sure
 nobody else wrote: on its first cycle, after a cycle that failed half-way, when its lease lapsed
-between two cycles (another factory may have acted), and for a dry run.
+between two cycles (another factory may have acted), and for a dry run. Each site's newest
+pilots, live or ended, from which its health is judged (:meth:`LivePilots.recent`), are kept the
+same way: read at first use after a load, then kept in step with the writes.
 
 :func:`effective` drops the updates that would change nothing (a queued pilot seen pending
 again), so the ledger is written, and read, only for pilots whose state or job id changes.
@@ -18,7 +20,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from ..errors import InvalidTransition
 from ..ledger import LIVE, Ledger, PilotRecord, Update, next_state
 
-__all__ = ["LivePilots", "effective"]
+__all__ = ["RECENT", "LivePilots", "effective"]
+
+#: how many of a site's newest pilots its health is judged from
+RECENT = 50
 
 
 class LivePilots:
@@ -28,12 +33,15 @@ class LivePilots:
         self._sites: dict[str, dict[str, PilotRecord]] = {}
         #: pilots that ended recently (for spend ceilings), read from the ledger at first use
         self._ended: dict[str, PilotRecord] | None = None
+        #: each site's ``RECENT`` newest pilots (any state), read from the ledger at first use
+        self._recent: dict[str, dict[str, PilotRecord]] = {}
         self.stale = True
         self.loads = 0
 
     def load(self, ledger: Ledger, factory: str) -> None:
         self._sites = {}
         self._ended = None
+        self._recent = {}
         self.note(ledger.live_pilots(factory))
         self.stale = False
         self.loads += 1
@@ -49,6 +57,9 @@ class LivePilots:
                 site.pop(r.pilot_id, None)
                 if self._ended is not None and r.ended_at is not None:
                     self._ended[r.pilot_id] = r
+            recent = self._recent.get(r.site)
+            if recent is not None:
+                _keep_recent(recent, r)
 
     def ended_since(self, ledger: Ledger, factory: str, since: float) -> list[PilotRecord]:
         """Pilots that ended at or after ``since``: read once after a load, then kept in step
@@ -60,6 +71,17 @@ class LivePilots:
         for pid in old:
             del self._ended[pid]
         return list(self._ended.values())
+
+    def recent(self, ledger: Ledger, factory: str, site: str) -> list[PilotRecord]:
+        """The site's ``RECENT`` newest pilots, newest first, as ``ledger.pilots(factory=factory,
+        site=site, limit=RECENT)`` lists them: read once after a load, then kept in step with the
+        writes (a new pilot is the newest; a pilot beyond the newest never comes back among them)."""
+        recent = self._recent.get(site)
+        if recent is None:
+            recent = self._recent[site] = {
+                r.pilot_id: r for r in ledger.pilots(factory=factory, site=site, limit=RECENT)
+            }
+        return _ordered(recent.values())
 
     def of_site(self, site: str) -> list[PilotRecord]:
         return _ordered(self._sites.get(site, {}).values())
@@ -79,6 +101,22 @@ def _ordered(records: Iterable[PilotRecord]) -> list[PilotRecord]:
     out = sorted(records, key=lambda r: r.pilot_id)
     out.sort(key=lambda r: r.created_at, reverse=True)
     return out
+
+
+def _newest_first(r: PilotRecord) -> tuple[float, str]:
+    return (-r.created_at, r.pilot_id)
+
+
+def _keep_recent(recent: dict[str, PilotRecord], r: PilotRecord) -> None:
+    """Take a written record into a site's newest pilots: replaced when it is among them, added
+    when it is newer than the oldest of them (or they are fewer than ``RECENT``: all there are)."""
+    if r.pilot_id in recent or len(recent) < RECENT:
+        recent[r.pilot_id] = r
+        return
+    oldest = max(recent.values(), key=_newest_first)
+    if _newest_first(r) < _newest_first(oldest):
+        del recent[oldest.pilot_id]
+        recent[r.pilot_id] = r
 
 
 def effective(updates: Sequence[Update], known: Mapping[str, PilotRecord]) -> list[Update]:

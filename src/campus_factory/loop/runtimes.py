@@ -12,6 +12,12 @@ Two halves:
   once per ``refresh_s``, and sets each group's count of runs and median
   runtime (:func:`campus_factory.planner.runtime.median_runtimes`). The planner decides whether
   they are enough to use (a declared runtime wins; too few runs: the site's ``job_runtime``).
+  When the loop says which groups' runs ended (:meth:`RuntimeLearner.ended`: its job tracker
+  wrote them), only those groups are read again; the others keep the runs read before, less
+  those that left the window, which is what reading them again would give (their rows have not
+  changed). Everything is read again at the first read, with ``force``, when the rows kept reach
+  the ``limit``, when the ledger may have been written by another factory (``generation``, as
+  the live pilots) and when the loop cannot tell which groups ended runs.
 
 What is learned is the wall time between a run's start and end on a pilot: a run evicted or cut
 short by its pilot's end counts as it ran, so a group that is often preempted looks shorter than
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -92,27 +99,59 @@ class RuntimeLearner:
         #: runs have ended since the last read (the loop sets it from its job tracker)
         self.dirty = False
         self._read_at: float | None = None
+        #: per group, (started_at, ended_at) of the runs the last read gave (None: read them all next time)
+        self._runs: dict[str, list[tuple[float, float]]] | None = None
+        #: groups whose runs ended since the last read, as the loop told (:meth:`ended`)
+        self._ended: set[str] = set()
+        self._generation: int | None = None
 
-    def refresh(self, ledger: Ledger, factory: str, now: float, *, force: bool = False) -> None:
+    def ended(self, groups: Iterable[str]) -> None:
+        """Runs ended since the last read, of these groups (those the loop's job tracker wrote)."""
+        self.dirty = True
+        self._ended.update(groups)
+
+    def refresh(
+        self, ledger: Ledger, factory: str, now: float, *, force: bool = False, generation: int | None = None
+    ) -> None:
         """Read the recent runs: the first time, with ``force``, or when runs ended since the last
-        read and ``refresh_s`` has passed. A ledger that cannot tell (not migrated yet: a read-only
-        dry run) keeps what was learned before."""
+        read and ``refresh_s`` has passed (of the groups :meth:`ended` named, when it did). A
+        ledger that cannot tell (not migrated yet: a read-only dry run) keeps what was learned
+        before. ``generation``: the loop's reads of its live pilots; another one than at the
+        last read means another factory may have written runs meanwhile."""
         fresh = self._read_at is not None and (not self.dirty or 0 <= now - self._read_at < self.refresh_s)
         if fresh and not force:
             return
-        self._read_at, self.dirty = now, False
+        before, kept = self._read_at, self._runs
+        ended, self._ended = self._ended, set()
+        self._read_at, self.dirty, self._runs = now, False, None
+        since = now - self.window_s
+        read = partial(self.read, ledger, factory, since=since, last=self.last, limit=self.limit)
         try:
-            runs = self.read(ledger, factory, since=now - self.window_s, last=self.last, limit=self.limit)
+            runs = None
+            if kept is not None and ended and not force and generation == self._generation and (before or 0.0) <= now:
+                runs = {g: [r for r in rs if r[1] >= since] for g, rs in kept.items() if g not in ended}
+                for g, start, end in read(groups=ended):
+                    runs.setdefault(g, []).append((start, end))
+                if sum(len(rs) for rs in runs.values()) >= self.limit:  # the full read would cut some
+                    runs = None
+            if runs is None:
+                runs = {}
+                for g, start, end in read():
+                    runs.setdefault(g, []).append((start, end))
         except SQLAlchemyError as exc:
             log.warning("cannot read the job groups' recent runs, runtimes are not learned this time: %s", exc)
             return
-        self.learned = median_runtimes(runs, last=self.last)
+        self._runs, self._generation = runs, generation
+        rows = sorted(((g, a, b) for g, rs in runs.items() for a, b in rs), key=lambda r: -r[2])
+        self.learned = median_runtimes(rows, last=self.last)
 
     def apply(self, groups: Sequence[JobGroup]) -> list[JobGroup]:
         """The groups with what was learned of them (``JobGroup.learned_runs``/``learned_runtime_s``)."""
         return with_learned_runtimes(groups, self.learned) if self.learned else list(groups)
 
-    def learned_for(self, groups: Sequence[JobGroup], ledger: Ledger, factory: str, now: float) -> list[JobGroup]:
+    def learned_for(
+        self, groups: Sequence[JobGroup], ledger: Ledger, factory: str, now: float, *, generation: int | None = None
+    ) -> list[JobGroup]:
         """:meth:`refresh`, then :meth:`apply`: what a cycle hands the planner."""
-        self.refresh(ledger, factory, now)
+        self.refresh(ledger, factory, now, generation=generation)
         return self.apply(groups)

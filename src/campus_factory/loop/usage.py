@@ -73,6 +73,8 @@ class JobTracker:
         self.busy_pilots: frozenset[str] = frozenset()
         #: runs closed at the last update (the runtimes learned from them may have changed)
         self.ended_runs = 0
+        #: the job groups of the runs the last update wrote with an end
+        self.ended_groups: frozenset[str] = frozenset()
 
     def update(
         self,
@@ -87,14 +89,15 @@ class JobTracker:
     ) -> int:
         """Record new runs and close finished ones; returns how many ledger rows changed.
 
-        ``live``: the ids of this factory's live pilots, when the caller knows them. A job slot
-        of a pilot that has ended is not a run going on (a startd killed with its batch job leaves
-        its ads in the collector until they expire): its run is closed from the job's own ad.
+        ``live``: the ids of this factory's live pilots, when the caller knows them (known to be
+        ours without a lookup in the ledger). A job slot of a pilot that has ended is not a run
+        going on (a startd killed with its batch job leaves its ads in the collector until they
+        expire): its run is closed from the job's own ad.
         ``since``: the oldest live pilot's start, where the first look in the history begins.
         ``group_of``: the job group a job (by its id) was idle in, recorded with a new run.
         """
         self.busy_pilots = frozenset()
-        self.ended_runs = 0
+        self.ended_runs, self.ended_groups = 0, frozenset()
         running = self.source.running_jobs()
         if live is not None:
             running = [j for j in running if j.pilot_id in live]
@@ -104,7 +107,9 @@ class JobTracker:
             self._generation = generation
         opened = self._open
         fresh = [j for j in running if _key(j) not in opened]
-        known = ledger.known_pilot_ids(factory, {j.pilot_id for j in fresh}) if fresh else set()
+        # the live pilots are this factory's (they were read from the ledger): only others are looked up
+        ask = {j.pilot_id for j in fresh if live is None or j.pilot_id not in live}
+        known = (ledger.known_pilot_ids(factory, ask) if ask else set()) | ({j.pilot_id for j in fresh} - ask)
         new = [
             JobRun(j.pilot_id, j.job_id, j.owner, j.route, j.started_at, None, j.cpus, group_of and group_of(j.job_id))
             for j in fresh
@@ -131,12 +136,13 @@ class JobTracker:
         unseen = self._unseen(ledger, factory, now, since, seen, group_of)
         if not new and not closed and not unseen:
             return 0
+        groups: set[str] = set()
         try:
-            changed = record_pilot_jobs(ledger, new + closed + unseen)
+            changed = record_pilot_jobs(ledger, new + closed + unseen, ended_groups=groups)
         except Exception:
             self._open = None  # read them again next cycle
             raise
-        self.ended_runs = len(closed) + len(unseen)
+        self.ended_runs, self.ended_groups = len(closed) + len(unseen), frozenset(groups)
         for r in closed:
             opened.pop(_key(r), None)
         opened.update((_key(r), r) for r in new)
