@@ -8,7 +8,7 @@ group's runtime from the ended ones (:mod:`.runtimes`).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -101,7 +101,7 @@ def record_pilot_jobs(ledger: Ledger, runs: Iterable[JobRun], *, ended_groups: s
             if row is None:
                 if key not in fresh:
                     changed += 1
-                values = fresh.setdefault(key, asdict(run))
+                values = fresh.setdefault(key, dict(vars(run)))  # flat fields: no deep copy
                 if run.ended_at is not None:
                     values["ended_at"] = run.ended_at
                 continue

@@ -15,6 +15,7 @@ again), so the ledger is written, and read, only for pilots whose state or job i
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Mapping, Sequence
 
 from ..errors import InvalidTransition
@@ -26,20 +27,56 @@ __all__ = ["RECENT", "LivePilots", "effective"]
 RECENT = 50
 
 
+class _Newest:
+    """Pilot records by id, kept newest first as :meth:`Ledger.pilots` orders them (created, then
+    pilot id), so that listing them needs no sort; at most ``cap`` (the newest), when given."""
+
+    __slots__ = ("cap", "keys", "records")
+
+    def __init__(self, cap: int | None = None) -> None:
+        self.cap = cap
+        self.records: dict[str, PilotRecord] = {}
+        self.keys: list[tuple[float, str]] = []  # (-created_at, pilot_id), ascending
+
+    def put(self, r: PilotRecord) -> None:
+        old = self.records.get(r.pilot_id)
+        if old is not None and old.created_at == r.created_at:
+            self.records[r.pilot_id] = r
+            return
+        if old is not None:
+            self.drop(r.pilot_id)
+        key = (-r.created_at, r.pilot_id)
+        if self.cap is not None and len(self.keys) >= self.cap:
+            if key > self.keys[-1]:  # older than the oldest kept: not among the newest
+                return
+            del self.records[self.keys.pop()[1]]
+        bisect.insort(self.keys, key)
+        self.records[r.pilot_id] = r
+
+    def drop(self, pilot_id: str) -> None:
+        r = self.records.pop(pilot_id, None)
+        if r is not None:
+            del self.keys[bisect.bisect_left(self.keys, (-r.created_at, pilot_id))]
+
+    def ordered(self) -> list[PilotRecord]:
+        return [self.records[pid] for _, pid in self.keys]
+
+
 class LivePilots:
     """Live pilots of one factory by site; ``stale`` until loaded."""
 
     def __init__(self) -> None:
-        self._sites: dict[str, dict[str, PilotRecord]] = {}
+        self._sites: dict[str, _Newest] = {}
+        self._all = _Newest()
         #: pilots that ended recently (for spend ceilings), read from the ledger at first use
         self._ended: dict[str, PilotRecord] | None = None
         #: each site's ``RECENT`` newest pilots (any state), read from the ledger at first use
-        self._recent: dict[str, dict[str, PilotRecord]] = {}
+        self._recent: dict[str, _Newest] = {}
         self.stale = True
         self.loads = 0
 
     def load(self, ledger: Ledger, factory: str) -> None:
-        self._sites = {}
+        self._sites, self._all = {}, _Newest()
         self._ended = None
         self._recent = {}
         self.note(ledger.live_pilots(factory))
@@ -50,16 +87,20 @@ class LivePilots:
         """Take written records: live ones are kept (replacing older), ended ones dropped (and
         kept among the recently ended once those have been read)."""
         for r in records:
-            site = self._sites.setdefault(r.site, {})
+            site = self._sites.get(r.site)
+            if site is None:
+                site = self._sites[r.site] = _Newest()
             if r.state in LIVE:
-                site[r.pilot_id] = r
+                site.put(r)
+                self._all.put(r)
             else:
-                site.pop(r.pilot_id, None)
+                site.drop(r.pilot_id)
+                self._all.drop(r.pilot_id)
                 if self._ended is not None and r.ended_at is not None:
                     self._ended[r.pilot_id] = r
             recent = self._recent.get(r.site)
-            if recent is not None:
-                _keep_recent(recent, r)
+            if recent is not None:  # a new pilot is the newest; one beyond the newest never comes back
+                recent.put(r)
 
     def ended_since(self, ledger: Ledger, factory: str, since: float) -> list[PilotRecord]:
         """Pilots that ended at or after ``since``: read once after a load, then kept in step
@@ -75,48 +116,27 @@ class LivePilots:
     def recent(self, ledger: Ledger, factory: str, site: str) -> list[PilotRecord]:
         """The site's ``RECENT`` newest pilots, newest first, as ``ledger.pilots(factory=factory,
         site=site, limit=RECENT)`` lists them: read once after a load, then kept in step with the
-        writes (a new pilot is the newest; a pilot beyond the newest never comes back among them)."""
+        writes."""
         recent = self._recent.get(site)
         if recent is None:
-            recent = self._recent[site] = {
-                r.pilot_id: r for r in ledger.pilots(factory=factory, site=site, limit=RECENT)
-            }
-        return _ordered(recent.values())
+            recent = self._recent[site] = _Newest(RECENT)
+            for r in ledger.pilots(factory=factory, site=site, limit=RECENT):
+                recent.put(r)
+        return recent.ordered()
 
     def of_site(self, site: str) -> list[PilotRecord]:
-        return _ordered(self._sites.get(site, {}).values())
+        pilots = self._sites.get(site)
+        return pilots.ordered() if pilots is not None else []
 
     def get(self, pilot_id: str, site: str) -> PilotRecord | None:
-        return self._sites.get(site, {}).get(pilot_id)
+        pilots = self._sites.get(site)
+        return pilots.records.get(pilot_id) if pilots is not None else None
 
     def all(self) -> list[PilotRecord]:
-        return _ordered(r for site in self._sites.values() for r in site.values())
+        return self._all.ordered()
 
     def __len__(self) -> int:
-        return sum(len(s) for s in self._sites.values())
-
-
-def _ordered(records: Iterable[PilotRecord]) -> list[PilotRecord]:
-    """Newest first, as :meth:`Ledger.pilots` orders them."""
-    out = sorted(records, key=lambda r: r.pilot_id)
-    out.sort(key=lambda r: r.created_at, reverse=True)
-    return out
-
-
-def _newest_first(r: PilotRecord) -> tuple[float, str]:
-    return (-r.created_at, r.pilot_id)
-
-
-def _keep_recent(recent: dict[str, PilotRecord], r: PilotRecord) -> None:
-    """Take a written record into a site's newest pilots: replaced when it is among them, added
-    when it is newer than the oldest of them (or they are fewer than ``RECENT``: all there are)."""
-    if r.pilot_id in recent or len(recent) < RECENT:
-        recent[r.pilot_id] = r
-        return
-    oldest = max(recent.values(), key=_newest_first)
-    if _newest_first(r) < _newest_first(oldest):
-        del recent[oldest.pilot_id]
-        recent[r.pilot_id] = r
+        return len(self._all.records)
 
 
 def effective(updates: Sequence[Update], known: Mapping[str, PilotRecord]) -> list[Update]:

@@ -99,7 +99,9 @@ def weight(site: SiteSpec, p: PilotView) -> int:
     """What a pilot counts against the site's pilot limits: 1 at a fixed site; its cores at a fit
     site, whose limits count cores in whole slots (``max_pilots = 10`` with 16-core slots: 160 cores
     in pilots of any size)."""
-    return pilot_shape(site, p)[0] if site.sizing == "fit" else 1
+    if site.sizing != "fit":
+        return 1
+    return site.cpus if p.cpus is None else p.cpus  # pilot_shape(site, p)[0], without the tuple
 
 
 def site_budget(site: SiteSpec, pilots: Sequence[PilotView]) -> tuple[int, int | None, str | None, dict[str, int]]:
