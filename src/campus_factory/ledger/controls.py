@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Boolean, Float, Integer, String, Text, select
+from sqlalchemy import Boolean, Float, Integer, String, Table, Text, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -95,19 +95,29 @@ class OperatorRequest:
     result: str
 
 
-def _control(r: SiteControlRow) -> SiteControl:
+def _control(r: Any) -> SiteControl:  # an ORM row or a Core row of site_controls
     return SiteControl(r.factory, r.site, r.paused, r.draining, r.reason, r.updated_at, r.updated_by)
 
 
-def _request(r: OperatorRequestRow) -> OperatorRequest:
+def _request(r: Any) -> OperatorRequest:  # an ORM row or a Core row of operator_requests
     return OperatorRequest(r.id, r.factory, r.kind, r.target, r.reason, r.created_at, r.created_by, r.done_at, r.result)
+
+
+_CONTROLS = cast(Table, SiteControlRow.__table__)
+_REQUESTS = cast(Table, OperatorRequestRow.__table__)
+# read every cycle by the loop: built once, run on a Core connection
+_CONTROLS_OF = select(_CONTROLS).where(_CONTROLS.c.factory == bindparam("factory"))
+_PENDING_OF = (
+    select(_REQUESTS)
+    .where(_REQUESTS.c.factory == bindparam("factory"), _REQUESTS.c.done_at.is_(None))
+    .order_by(_REQUESTS.c.id)
+)
 
 
 def site_controls(ledger: Ledger, factory: str) -> dict[str, SiteControl]:
     """Controls by site name (sites never paused nor drained are absent)."""
-    q = select(SiteControlRow).where(SiteControlRow.factory == factory)
-    with Session(ledger.engine) as s:
-        return {r.site: _control(r) for r in s.scalars(q)}
+    with ledger.engine.connect() as conn:
+        return {r.site: _control(r) for r in conn.execute(_CONTROLS_OF, {"factory": factory})}
 
 
 def _upsert(
@@ -196,13 +206,8 @@ def drain_pilot(
 
 def pending_requests(ledger: Ledger, factory: str) -> list[OperatorRequest]:
     """Requests the loop has not handled yet, oldest first."""
-    q = (
-        select(OperatorRequestRow)
-        .where(OperatorRequestRow.factory == factory, OperatorRequestRow.done_at.is_(None))
-        .order_by(OperatorRequestRow.id)
-    )
-    with Session(ledger.engine) as s:
-        return [_request(r) for r in s.scalars(q)]
+    with ledger.engine.connect() as conn:
+        return [_request(r) for r in conn.execute(_PENDING_OF, {"factory": factory})]
 
 
 def requests(ledger: Ledger, factory: str, limit: int = 100) -> list[OperatorRequest]:

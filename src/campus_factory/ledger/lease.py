@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import Float, String, Table, case, delete, insert, or_, select, update
+from sqlalchemy import Float, String, Table, bindparam, case, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -42,23 +42,31 @@ class Lease:
     expires_at: float
 
 
+_t = _LEASES.c
+_now, _holder = bindparam("now", type_=Float), bindparam("b_holder", type_=String)
+# run every cycle by the acting factory: built once (a renewal keeps its ``acquired_at``: the
+# SET expressions see the row as it was)
+_RENEW = (
+    update(_LEASES)
+    .where(_t.name == bindparam("b_name"), or_(_t.holder == _holder, _t.expires_at < _now))
+    .values(
+        holder=_holder,
+        expires_at=bindparam("until", type_=Float),
+        acquired_at=case((_t.holder == _holder, _t.acquired_at), else_=_now),
+    )
+)
+_BY_NAME = select(_t.name, _t.holder, _t.acquired_at, _t.expires_at).where(_t.name == bindparam("b_name"))
+
+
 def acquire_lease(ledger: Ledger, name: str, holder: str, ttl: float, now: float) -> bool:
     """Take or renew the lease ``name`` for ``ttl`` seconds; True when ``holder`` has it.
 
-    One ``UPDATE`` when the row exists (a renewal keeps its ``acquired_at``: SET expressions see
-    the row as it was), the ``INSERT`` of the row otherwise."""
-    t = _LEASES.c
+    One ``UPDATE`` when the row exists, the ``INSERT`` of the row otherwise."""
     with ledger.engine.begin() as conn:
-        done = conn.execute(
-            update(_LEASES)
-            .where(t.name == name, or_(t.holder == holder, t.expires_at < now))
-            .values(
-                holder=holder, expires_at=now + ttl, acquired_at=case((t.holder == holder, t.acquired_at), else_=now)
-            )
-        )
+        done = conn.execute(_RENEW, {"b_name": name, "b_holder": holder, "now": now, "until": now + ttl})
         if done.rowcount == 1:
             return True
-        if conn.execute(select(t.name).where(t.name == name)).first() is not None:
+        if conn.execute(_BY_NAME, {"b_name": name}).first() is not None:
             return False
     try:
         with ledger.engine.begin() as conn:
@@ -75,7 +83,6 @@ def release_lease(ledger: Ledger, name: str, holder: str) -> None:
 
 
 def current_lease(ledger: Ledger, name: str) -> Lease | None:
-    t = _LEASES.c
     with ledger.engine.connect() as conn:
-        row = conn.execute(select(t.name, t.holder, t.acquired_at, t.expires_at).where(t.name == name)).first()
+        row = conn.execute(_BY_NAME, {"b_name": name}).first()
         return Lease(row.name, row.holder, row.acquired_at, row.expires_at) if row else None

@@ -10,7 +10,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Column, ColumnElement, Float, Integer, MetaData, String, Table, Text, and_, delete, select
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    delete,
+    select,
+)
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..config import SiteLimits
@@ -84,11 +97,14 @@ def clear_override(ledger: Ledger, factory: str, site: str) -> bool:
         raise LedgerError(f"cannot clear the override of site {site}: {exc}") from exc
 
 
+_OVERRIDES_OF = select(site_overrides).where(site_overrides.c.factory == bindparam("factory"))  # every cycle
+
+
 def get_overrides(ledger: Ledger, factory: str) -> dict[str, SiteOverride]:
     """Every override of this factory, by site."""
     try:
         with ledger.engine.connect() as conn:
-            rows = conn.execute(select(site_overrides).where(site_overrides.c.factory == factory)).mappings()
+            rows = conn.execute(_OVERRIDES_OF, {"factory": factory}).mappings()
             return {r["site"]: SiteOverride(**dict(r)) for r in rows}
     except SQLAlchemyError as exc:
         raise LedgerError(f"cannot read the site overrides: {exc}") from exc

@@ -133,13 +133,10 @@ def site_health(history: Iterable[PilotOutcome], now: float, settings: HealthSet
         and len(started) >= settings.black_hole_after
         and all(k == "no_join" for k, _ in started[: settings.black_hole_after])
     )
-    latencies = sorted((p for p in recent if p.started_at is not None), key=lambda p: (-p.created_at, p.pilot_id))[
-        : settings.latency_samples
-    ]
+    newest = sorted(recent, key=lambda p: (-p.created_at, p.pilot_id))  # one sort for both samples
+    latencies = [p for p in newest if p.started_at is not None][: settings.latency_samples]
     latency = statistics.median(p.started_at - p.created_at for p in latencies if p.started_at) if latencies else None
-    joins = sorted((p for p in recent if p.joined_at is not None), key=lambda p: (-p.created_at, p.pilot_id))[
-        : settings.latency_samples
-    ]
+    joins = [p for p in newest if p.joined_at is not None][: settings.latency_samples]
     join = statistics.median(max(0.0, (p.joined_at or 0.0) - p.created_at) for p in joins) if joins else None
     reasons: list[str] = []
     if black_hole:

@@ -6,7 +6,7 @@ Every output is JSON-friendly (``Plan.to_dict()`` is stored with each cycle in t
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, is_dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from ..classads import signature
@@ -33,6 +33,12 @@ QUEUED_STATES = frozenset({"requested", "queued"})
 ALIVE_STATES = frozenset({"requested", "queued", "running", "joined", "retiring"})
 
 
+@lru_cache(maxsize=4096)
+def _signature(attributes: tuple[tuple[str, str], ...]) -> str:
+    """:func:`signature`, once per distinct ad (a site's slot ad is built again every cycle)."""
+    return signature(attributes)
+
+
 @dataclass(frozen=True)
 class SlotAd:
     """The ClassAd of a pilot a site would start: attribute -> ClassAd expression text.
@@ -45,7 +51,7 @@ class SlotAd:
 
     @cached_property
     def signature(self) -> str:
-        return signature(self.attributes)
+        return _signature(self.attributes)
 
     def get(self, name: str) -> str | None:
         low = name.lower()
@@ -259,9 +265,15 @@ class Plan:
         return out
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}  # each dataclass's field names, looked up once
+
+
 def _plain(value: Any) -> Any:
     if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+        names = _FIELDS.get(type(value))
+        if names is None:
+            names = _FIELDS[type(value)] = tuple(f.name for f in fields(value))
+        return {name: _plain(getattr(value, name)) for name in names}
     if isinstance(value, tuple):
         return tuple(_plain(v) for v in value)
     if isinstance(value, list):
