@@ -60,3 +60,26 @@ def test_a_run_closed_later_keeps_its_group(ledger: Ledger) -> None:
     (r,) = pilot_jobs(ledger, "p1")
     assert (r.ended_at, r.job_group) == (T0 + 42.0, "g")
     assert recent_group_runs(ledger, "f", since=T0) == [("g", T0, T0 + 42.0)]
+
+
+def test_recording_tells_the_groups_whose_runs_it_ended(ledger: Ledger) -> None:
+    _pilots(ledger, "f", "p1")
+    groups: set[str] = set()
+    record_pilot_jobs(ledger, [_run("p1", 1, T0, None, "open"), _run("p1", 2, T0, 30.0, "a")], ended_groups=groups)
+    assert groups == {"a"}  # an open run ends nothing
+    groups.clear()
+    record_pilot_jobs(ledger, [_run("p1", 1, T0, 42.0, None), _run("p1", 3, T0, 5.0, None)], ended_groups=groups)
+    assert groups == {"open"}  # the group the ledger has for the closed run; a run without one adds none
+    groups.clear()
+    record_pilot_jobs(ledger, [_run("p1", 1, T0, 42.0, None)], ended_groups=groups)
+    assert groups == set()  # nothing written
+
+
+def test_the_recent_runs_of_some_groups_are_those_of_all_groups_for_them(ledger: Ledger) -> None:
+    _pilots(ledger, "f", "p1")
+    runs = [_run("p1", i, T0 + 10 * i, 5.0 + i % 7, "abc"[i % 3]) for i in range(60)]
+    record_pilot_jobs(ledger, runs)
+    every = recent_group_runs(ledger, "f", since=T0 + 100, last=8)
+    some = recent_group_runs(ledger, "f", since=T0 + 100, last=8, groups=["c", "a", "zz"])
+    assert sorted(some) == sorted(r for r in every if r[0] in ("a", "c")) and len(some) == 16
+    assert recent_group_runs(ledger, "f", since=T0, groups=[]) == []

@@ -10,10 +10,12 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from campus_factory.domain import PilotRequest
-from campus_factory.ledger import Ledger, PilotEvent, PilotState, Update
-from campus_factory.loop.live import LivePilots, effective
+from campus_factory.ledger import LIVE, Ledger, PilotEvent, PilotRecord, PilotState, Update
+from campus_factory.loop.live import RECENT, LivePilots, _Newest, effective
 from campus_factory.loop.usage import JobTracker
 from campus_factory.pool.htcondor import RunningJob
 from campus_factory.sim.bench_loop import QueryCounter, _Bench, run_loop_bench
@@ -49,6 +51,12 @@ def test_the_live_pilots_in_memory_stay_those_of_the_ledger(tmp_path: Path) -> N
         assert not report.errors
     held = {p.pilot_id: p for p in b.factory.live.all()}
     assert held == {p.pilot_id: p for p in b.ledger.live_pilots("bench")}
+    assert b.factory.live.all() == b.ledger.live_pilots("bench")  # in the ledger's order too
+    for site in b.factory.config.sites:  # and each site's newest, ended ones included (its health)
+        assert b.factory.live.of_site(site.name) == b.ledger.live_pilots("bench", site.name)
+        newest = b.ledger.pilots(factory="bench", site=site.name, limit=RECENT)
+        assert b.factory.live.recent(b.ledger, "bench", site.name) == newest
+        assert any(p.state not in LIVE for p in newest)
     assert b.factory.live.loads == 1  # read once, then kept in step with the writes
     assert any(p.state is PilotState.JOINED for p in held.values())
 
@@ -108,6 +116,33 @@ def test_effective_drops_only_updates_that_change_nothing(tmp_path: Path) -> Non
 def test_live_pilots_follow_their_writes() -> None:
     live = LivePilots()
     assert live.stale and live.all() == []
+
+
+def _record(pid: str, created: int, state: PilotState) -> PilotRecord:
+    return PilotRecord(
+        pid, "f", "s", "sub", None, None, state, 1, 1, 1, 0, 3600.0, float(created), 0.0, None, None, None, None, ""
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 30), st.integers(0, 5), st.sampled_from(list(PilotState))), max_size=80),
+    st.integers(1, 8),
+)
+def test_newest_pilots_are_kept_in_the_ledgers_order(writes: list[tuple[int, int, PilotState]], cap: int) -> None:
+    """Live pilots (dropped when they end) and the ``cap`` newest of all: what sorting every
+    record written would give, created-at ties by pilot id (a pilot keeps its created time)."""
+    live, newest, created = _Newest(), _Newest(cap), {}
+    latest: dict[str, PilotRecord] = {}
+    for n, at, state in sorted(writes, key=lambda w: w[1]):  # created times never run backwards
+        pid = f"p{n:02d}"
+        r = _record(pid, created.setdefault(pid, at), state)
+        latest[pid] = r
+        live.put(r) if state in LIVE else live.drop(pid)
+        newest.put(r)
+        order = sorted(latest.values(), key=lambda p: (-p.created_at, p.pilot_id))
+        assert live.ordered() == [p for p in order if p.state in LIVE]
+        assert newest.ordered() == order[:cap]
 
 
 @pytest.mark.parametrize("offset", [0, 3, 9])

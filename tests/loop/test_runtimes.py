@@ -4,17 +4,24 @@ group's median runtime reaches the planner, and it changes what the planner prov
 from __future__ import annotations
 
 import asyncio
+import uuid
+from dataclasses import replace
 from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from campus_factory.config import parse_config
 from campus_factory.demand import StaticDemand
-from campus_factory.domain import JobGroup
+from campus_factory.domain import JobGroup, PilotRequest
 from campus_factory.ledger import Ledger
-from campus_factory.ledger.accounting import pilot_jobs
+from campus_factory.ledger.accounting import JobRun, pilot_jobs, record_pilot_jobs
+from campus_factory.ledger.runtimes import recent_group_runs
 from campus_factory.loop.factory import Factory
 from campus_factory.loop.runtimes import RunGroups, RuntimeLearner
 from campus_factory.loop.usage import JobTracker
 from campus_factory.planner import Plan
+from campus_factory.planner.runtime import median_runtimes
 from campus_factory.pool.fake import FakePool, pilot_ad
 from campus_factory.pool.htcondor import RunningJob
 from campus_factory.providers.fake import FakeProvider
@@ -147,3 +154,70 @@ def test_the_learner_reads_the_ledger_again_only_when_runs_ended(tmp_path: Path)
     learner.refresh(led, "f", T0 + 460)
     assert len(reads) == 2 and reads[1] == T0 + 400 - learner.window_s
     assert learner.apply([JobGroup("g", 1)])[0].learned_runs == 3
+
+
+RUNS = st.lists(st.tuples(st.sampled_from("abcd"), st.integers(0, 2000), st.integers(1, 600)), min_size=1, max_size=50)
+_LEDGER: list[Ledger] = []  # one migrated ledger for every example (each writes as a factory of its own)
+
+
+@settings(max_examples=25, deadline=None)
+@given(runs=RUNS, window=st.integers(100, 3000), limit=st.integers(3, 24), generations=st.lists(st.integers(0, 1)))
+def test_reading_again_only_the_groups_whose_runs_ended_learns_what_reading_all_does(
+    runs: list[tuple[str, int, int]], window: int, limit: int, generations: list[int]
+) -> None:
+    """Each 100 s cycle records the runs that started (open) and closes those that ended (at their
+    real end, often before the cycle: ties and late ends included); a learner told which groups'
+    runs ended learns what one reading every group each time does, through the window's edge,
+    the row limit and reloads (another factory may have written)."""
+    if not _LEDGER:
+        _LEDGER.append(Ledger.open("sqlite:///:memory:"))
+    led, factory = _LEDGER[0], f"f{uuid.uuid4().hex[:8]}"
+    pilot = f"{factory}-p"
+    led.record_requests(
+        factory=factory, site="s", submission_id=factory, requests=[PilotRequest(pilot, 1, 1, 1, 0, 1e6)], now=T0
+    )
+    jobs = [
+        JobRun(pilot, f"s#{i}.0#0", "u", "transparent", T0 + a, T0 + a + d, 1, g) for i, (g, a, d) in enumerate(runs)
+    ]
+    learner, every = (RuntimeLearner(window_s=float(window), limit=limit, refresh_s=0.0, last=5) for _ in range(2))
+    generation = 0
+    for cycle in range(1, 28):
+        now, before = T0 + 100.0 * cycle, T0 + 100.0 * (cycle - 1)
+        opened = [replace(j, ended_at=None) for j in jobs if before < j.started_at <= now]
+        closed = [j for j in jobs if before < (j.ended_at or 0.0) <= now]
+        groups: set[str] = set()
+        if record_pilot_jobs(led, opened + closed, ended_groups=groups) and closed:
+            learner.ended(groups)
+            every.dirty = True  # as the loop did before it told which groups
+        if generations and cycle % 5 == 0:
+            generation += generations[cycle % len(generations)]
+        learner.refresh(led, factory, now, generation=generation)
+        every.refresh(led, factory, now)
+        assert learner.learned == every.learned
+
+
+def test_when_the_runs_kept_reach_the_row_limit_every_group_is_read_again(tmp_path: Path) -> None:
+    led = Ledger.open(f"sqlite:///{tmp_path}/l.sqlite")
+    led.record_requests(factory="f", site="s", submission_id="s", requests=[PilotRequest("p", 1, 1, 1, 0, 1e6)], now=T0)
+
+    def run(n: int, group: str, end: float, seconds: float) -> JobRun:
+        return JobRun("p", f"s#{n}.0#0", "u", "transparent", T0 + end - seconds, T0 + end, 1, group)
+
+    record_pilot_jobs(led, [run(i, "a", 60 + 10 * i, 100 + i) for i in range(5)])
+    record_pilot_jobs(led, [run(10 + i, "b", 10 + 10 * i, 200 + i) for i in range(5)])
+    reads: list[object] = []
+
+    def read(*args: object, **kw: object) -> list[tuple[str, float, float]]:
+        reads.append(kw.get("groups"))
+        return recent_group_runs(*args, **kw)  # type: ignore[arg-type]
+
+    learner = RuntimeLearner(limit=6, last=5, refresh_s=0.0, read=read)
+    learner.refresh(led, "f", T0 + 200)  # the newest 6: a's 5 and b's newest
+    assert learner.learned["b"] == (1, 204.0)
+    groups: set[str] = set()
+    record_pilot_jobs(led, [run(20, "b", 55, 300)], ended_groups=groups)  # closed late: ended before a's
+    learner.ended(groups)
+    learner.refresh(led, "f", T0 + 300)
+    assert reads == [None, {"b"}, None]  # b's 5 and a's 5 reach the limit: all are read again
+    assert learner.learned == median_runtimes(recent_group_runs(led, "f", since=0.0, last=5, limit=6), last=5)
+    assert learner.learned["b"] == (1, 300.0)

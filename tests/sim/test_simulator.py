@@ -278,3 +278,39 @@ def test_a_job_still_running_at_the_horizon_is_busy_in_the_waste_breakdown() -> 
     parts = s["waste_breakdown"]
     assert abs(sum(parts.values()) - s["wasted_core_h"]) < 0.02, parts
     assert parts["empty_pilot_core_h"] < 0.1  # the pilot ran its job until the end
+
+
+def test_the_pool_keeps_the_end_of_a_run_only_until_the_loop_can_ask_for_it() -> None:
+    from campus_factory.sim.pool import SimPool
+
+    clock = [0.0]
+    events: list[tuple[float, int, Callable[[], None]]] = []
+    seq = itertools.count()
+    site = {"name": "a", "provider": "fake", "slot": {"cpus": 4, "memory_mb": 8000, "sizing": "fixed"}}
+    pool = SimPool(
+        parse_config({"sites": [site]}).sites,
+        clock=lambda: clock[0],
+        schedule=lambda at, fn: heapq.heappush(events, (at, next(seq), fn)),
+        on_exit=lambda p: None,
+    )
+    pool.join("p", "a", "j", 100_000.0)
+    seen: set[tuple[str, str, float]] = set()
+    asked: dict[tuple[str, str, float], float | bool | None] = {}
+    for i in range(400):  # two jobs every 15 s, of 10 to 49 s; listed every 30 s: many never seen
+        clock[0] = 15.0 * i
+        pool.submit(JobSpec(0.0, 10 + i % 40, 1, 1000))
+        pool.submit(JobSpec(0.0, 10, 1, 1000))
+        pool.negotiate()
+        while events and events[0][0] < 15.0 * (i + 1):
+            clock[0], _, fn = heapq.heappop(events)
+            fn()
+        if i % 2:  # a cycle: the loop lists the running jobs, then asks how the gone ones ended
+            now = {(r.pilot_id, r.job_id, r.started_at) for r in pool.jobs_on_pilots()}
+            ends = pool.run_ends(sorted(seen - now))
+            assert set(ends) == seen - now
+            asked.update(ends)
+            seen = now
+            assert len(pool._ended) <= 8  # ends of one cycle's runs, not of every run so far
+    runs = {(r.pilot_id, f"sim#{r.job}.0#0", r.start): r.end for r in pool.runs}
+    assert len(runs) > 700 and len(asked) > 100
+    assert all(runs[k] == end for k, end in asked.items())  # each at its real end

@@ -78,7 +78,7 @@ class Sample:
     busy_cores: Mapping[str, int]
 
 
-@dataclass
+@dataclass(repr=False)
 class SimResult:
     policy: str
     scenario: Scenario
@@ -97,6 +97,12 @@ class SimResult:
     peak_queued_cores: dict[str, int] = field(default_factory=dict)
     match_evaluations: int = 0
     negotiations: int = 0
+
+    def __repr__(self) -> str:
+        # short: asyncio.run formats its main task, and so this result, each time it looks at the
+        # SIGINT handler as it ends; every job's and pilot's fields would take most of a second
+        n = f"jobs={len(self.jobs)}, pilots={len(self.pilots)}, runs={len(self.runs)}, cycles={self.cycles}"
+        return f"SimResult(policy={self.policy!r}, {n})"
 
 
 def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -214,7 +220,7 @@ class Simulation:
         """
         if self.arrived < len(self.workload) or self.pool.running_jobs:
             return False
-        if not all(not self.pool.runnable_anywhere(g) for g in self.pool.groups.values() if g.idle):
+        if not all(not self.pool.matcher.runnable_anywhere(g) for g in self.pool.groups.values() if g.idle):
             return False
         self.pool.withdraw_unrunnable()
         return not any(s.pending or s.running for s in self.sites.values())
@@ -285,7 +291,7 @@ class Simulation:
             if sj.pilot is not None:
                 self.stats[sj.pilot.pilot_id].busy_core_s += (end - sj.run_start) * sj.spec.cpus
         unrunnable = self.pool.withdrawn + sum(
-            len(g.idle) for g in self.pool.groups.values() if not self.pool.runnable_anywhere(g)
+            len(g.idle) for g in self.pool.groups.values() if not self.pool.matcher.runnable_anywhere(g)
         )
         return SimResult(
             policy=self.policy.name,
@@ -303,6 +309,6 @@ class Simulation:
             peak_queued=dict(self.peak_queued),
             peak_alive_cores=dict(self.peak_alive_cores),
             peak_queued_cores=dict(self.peak_queued_cores),
-            match_evaluations=self.pool.match_evaluations,
+            match_evaluations=self.pool.matcher.evaluations,
             negotiations=self.pool.negotiations,
         )

@@ -4,12 +4,10 @@ Jobs with the same significant attributes form one group (an autocluster); the f
 them as :class:`JobGroup` through :meth:`SimPool.idle_groups` and the pilots' slots through
 :meth:`SimPool.pilot_slots` (the ``PoolView`` contract).
 
-Negotiation uses the real ClassAd library: a group matches a site's pilots when the job's
-Requirements is true with the pilot's slot ad as TARGET and the slot's Requirements (START) is
-true with the job as TARGET. Slot ads do not change, so the result is computed once per (group,
-site) pair; claiming checks the free cpus, memory, disk and GPUs of a pilot's partitionable
-slot numerically (so a Requirements clause on Memory is judged against the whole pilot, a
-simplification). A negotiation runs every ``negotiator_interval`` when something changed; a
+Which groups a site's pilots can run is the real ClassAd library's answer, once per (group,
+site) pair (:mod:`.matching`); claiming checks the free cpus, memory, disk and GPUs of a pilot's
+partitionable slot numerically (so a Requirements clause on Memory is judged against the whole
+pilot, a simplification). A negotiation runs every ``negotiator_interval`` when something changed; a
 finishing job's claim is reused at once for the next idle job of its group (claim reuse).
 
 A pilot of a site sizing pilots to demand (``sizing = "fit"``) takes only jobs of at least its
@@ -25,20 +23,18 @@ The pool also tells the loop's job tracker (``sim.loop``) the jobs running on pi
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from ..classads import ClassAdError, ParsedAd, parsed_ad, requirements_met
 from ..config import SiteConfig
 from ..domain import JobGroup, group_id_for
-from ..planner.match import job_attributes
 from ..pool.base import PilotSlot
 from ..pool.htcondor import RunningJob
 from .ads import slot_ad_attributes
+from .matching import Matcher, SimGroup
 from .workloads import JobSpec
 
-__all__ = ["JobRun", "SimJob", "SimPilot", "SimPool", "slot_ad_attributes"]
+__all__ = ["JobRun", "SimGroup", "SimJob", "SimPilot", "SimPool", "slot_ad_attributes"]
 
 Schedule = Callable[[float, Callable[[], None]], None]
 
@@ -48,18 +44,10 @@ def _gid(idx: int) -> str:
 
 
 @dataclass(eq=False)
-class _Group:
-    gid: str
-    template: JobGroup
-    idle: deque[SimJob] = field(default_factory=deque)
-    ad: ParsedAd | None = None
-
-
-@dataclass(eq=False)
 class SimJob:
     idx: int
     spec: JobSpec
-    group: _Group
+    group: SimGroup
     submit_at: float
     first_start: float | None = None
     end_at: float | None = None
@@ -67,6 +55,7 @@ class SimJob:
     run_start: float = 0.0
     attempt: int = 0
     evictions: int = 0
+    listed: int = 0  # the last listing for the loop (:meth:`SimPool.jobs_on_pilots`) of this run; 0: none
 
 
 @dataclass(eq=False)
@@ -137,7 +126,7 @@ class SimPool:
         self.on_exit = on_exit
         self.retire_margin_s = retire_margin_s
         self.jobs: list[SimJob] = []
-        self.groups: dict[tuple[object, ...], _Group] = {}
+        self.groups: dict[tuple[object, ...], SimGroup] = {}
         self.pilots: dict[str, SimPilot] = {}
         self.runs: list[JobRun] = []
         self.busy_core_s: dict[str, float] = {}
@@ -147,11 +136,12 @@ class SimPool:
         self.completed = 0
         self.withdrawn = 0
         self.negotiations = 0
-        self.match_evaluations = 0
+        #: which groups each site's pilots can run
+        self.matcher = Matcher(self.sites)
         self._free: dict[str, dict[str, SimPilot]] = {name: {} for name in self.sites}
-        self._slot_ads: dict[str, ParsedAd | None] = {}
-        self._matches: dict[tuple[str, str], bool] = {}
-        self._ended: dict[tuple[str, str, float], float] = {}  # runs ended, until the loop asks
+        #: ends of runs the loop saw, with their last listing, until it asks (at the next listing)
+        self._ended: dict[tuple[str, str, float], tuple[float, int]] = {}
+        self._listings = 0
 
     # -- jobs ---------------------------------------------------------------------------------
     def submit(self, spec: JobSpec) -> SimJob:
@@ -171,7 +161,7 @@ class SimPool:
                 attributes=dict(spec.attributes),
                 schedd="sim",
             )
-            group = self.groups[key] = _Group(gid, template)
+            group = self.groups[key] = SimGroup(gid, template)
         job = SimJob(len(self.jobs), spec, group, self.clock())
         self.jobs.append(job)
         group.idle.append(job)
@@ -183,47 +173,12 @@ class SimPool:
         """Idle jobs as job groups (the factory's demand)."""
         return [replace(g.template, count=len(g.idle)) for g in self.groups.values() if g.idle]
 
-    # -- matching -----------------------------------------------------------------------------
-    def _slot_ad(self, site: str) -> ParsedAd | None:
-        if site not in self._slot_ads:
-            try:
-                self._slot_ads[site] = parsed_ad(slot_ad_attributes(self.sites[site]))
-            except ClassAdError:
-                self._slot_ads[site] = None
-        return self._slot_ads[site]
-
-    def matches(self, group: _Group, site: str) -> bool:
-        """Job Requirements vs slot ad and slot START vs job, once per (group, site)."""
-        key = (group.gid, site)
-        hit = self._matches.get(key)
-        if hit is None:
-            self.match_evaluations += 1
-            if group.ad is None:
-                try:
-                    group.ad = parsed_ad(job_attributes(group.template))
-                except ClassAdError:
-                    group.ad = ParsedAd(None, None, False)
-            slot = self._slot_ad(site)
-            try:
-                hit = bool(
-                    slot is not None
-                    and group.ad.ad is not None
-                    and requirements_met(group.ad, slot)
-                    and requirements_met(slot, group.ad)
-                )
-            except ClassAdError:  # beyond the evaluation bounds: no match
-                hit = False
-            self._matches[key] = hit
-        return hit
-
-    def runnable_anywhere(self, group: _Group) -> bool:
-        return any(self.matches(group, s) for s in self.sites)
-
+    # -- matching (:attr:`matcher`) --------------------------------------------------------------
     def withdraw_unrunnable(self) -> int:
         """Remove idle jobs that match no site from the queue (as their owners would)."""
         n = 0
         for g in self.groups.values():
-            if g.idle and not self.runnable_anywhere(g):
+            if g.idle and not self.matcher.runnable_anywhere(g):
                 n += len(g.idle)
                 self.withdrawn += len(g.idle)
                 g.idle.clear()
@@ -329,7 +284,8 @@ class SimPool:
         s = job.spec
         self.busy_core_s[p.pilot_id] += (now - job.run_start) * s.cpus
         self.runs.append(JobRun(job.idx, p.pilot_id, p.site, job.run_start, now, s.cpus, completed))
-        self._ended[(p.pilot_id, _gid(job.idx), job.run_start)] = now
+        if job.listed:  # a run the loop never saw is never asked for
+            self._ended[(p.pilot_id, _gid(job.idx), job.run_start)] = (now, job.listed)
         p.running.discard(job)
         p.free_cpus += s.cpus
         p.free_memory_mb += s.memory_mb
@@ -349,7 +305,7 @@ class SimPool:
         p.idle_since = None
         if p.free_cpus <= 0:
             self._free[p.site].pop(p.pilot_id, None)
-        job.pilot, job.run_start = p, now
+        job.pilot, job.run_start, job.listed = p, now, 0
         if job.first_start is None:
             job.first_start = now
         job.attempt += 1
@@ -374,7 +330,7 @@ class SimPool:
         if not p.running:
             self._went_idle(p)
 
-    def _fill(self, group: _Group, p: SimPilot) -> None:
+    def _fill(self, group: SimGroup, p: SimPilot) -> None:
         spec = group.idle[0].spec
         k = min(p.fits(spec), len(group.idle))
         for _ in range(k):
@@ -394,7 +350,7 @@ class SimPool:
         for g in groups:
             spec = g.idle[0].spec
             candidates = [
-                p for site, free in self._free.items() if free and self.matches(g, site) for p in free.values()
+                p for site, free in self._free.items() if free and self.matcher.matches(g, site) for p in free.values()
             ]
             candidates.sort(key=lambda p: (p.free_cpus, p.free_memory_mb, p.joined_at, p.pilot_id))
             for p in candidates:
@@ -408,16 +364,23 @@ class SimPool:
 
     # -- the loop's job source ----------------------------------------------------------------
     def jobs_on_pilots(self) -> list[RunningJob]:
-        """Jobs running on pilots, as the collector's dynamic slots would list them."""
-        return [
-            RunningJob(p.pilot_id, _gid(j.idx), j.spec.owner, "transparent", j.run_start, j.spec.cpus)
-            for p in self.pilots.values()
-            for j in p.running
-        ]
+        """Jobs running on pilots, as the collector's dynamic slots would list them.
+
+        The loop asks for the ends of the runs it saw that are gone right after each listing, so
+        an end kept since two listings ago is of a run it did not record: it is dropped (what is
+        kept stays bounded by the runs of one cycle)."""
+        self._listings = n = self._listings + 1
+        self._ended = {k: v for k, v in self._ended.items() if v[1] >= n - 1}
+        out = []
+        for p in self.pilots.values():
+            for j in p.running:
+                j.listed = n
+                out.append(RunningJob(p.pilot_id, _gid(j.idx), j.spec.owner, "transparent", j.run_start, j.spec.cpus))
+        return out
 
     def run_ends(self, runs: list[tuple[str, str, float]]) -> dict[tuple[str, str, float], float | bool | None]:
         """When runs no longer running ended (as a schedd's history tells)."""
-        return {k: self._ended.pop(k) for k in runs if k in self._ended}
+        return {k: self._ended.pop(k)[0] for k in runs if k in self._ended}
 
     def group_of(self, job_id: str) -> str | None:
         """The job group of a job (what the real loop learns by seeing the job idle)."""
