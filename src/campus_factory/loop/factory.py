@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from typing import ParamSpec, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -53,6 +54,8 @@ __all__ = ["CycleReport", "Factory", "PlanFn"]
 
 log = logging.getLogger(__name__)
 
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 PlanFn = Callable[[Sequence[JobGroup], Sequence[SiteSpec], Sequence[PilotView], float], Plan]
 
 
@@ -139,13 +142,17 @@ class Factory:
     ) -> Plan:
         return plan(groups, specs, views, now, cache=self.match_cache)
 
+    async def blocking(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """A blocking read (demand, pool slots, job runs), in a thread off the event loop."""
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
     # -- observe ----------------------------------------------------------------------------
     async def _observe_pool(self, report: CycleReport) -> None:
         self._slots, self._joined, self._joined_at, self._pool_ok = {}, {}, {}, False
         if self.pool is None:
             return
         try:
-            slots = await asyncio.to_thread(self.pool.pilot_slots)
+            slots = await self.blocking(self.pool.pilot_slots)
         except PoolError as exc:
             report.errors.append(f"pool: {exc}")
             log.warning("cannot read pilot slots from the pool: %s", exc)
@@ -156,7 +163,7 @@ class Factory:
         if self.jobs is not None:
             live = self.live.all()
             try:
-                await asyncio.to_thread(
+                await self.blocking(
                     self.jobs.update,
                     self.ledger,
                     self.name,
@@ -305,7 +312,7 @@ class Factory:
         offline: dict[str, int] = {}
         if self.offline is not None and not dry_run:
             try:
-                offline = await asyncio.to_thread(self.offline.matched, now)
+                offline = await self.blocking(self.offline.matched, now)
             except PoolError as exc:
                 report.errors.append(f"offline ads: {exc}")
         learned = {s.name: ad for s in sites if (ad := self.learned.get(s.name)) is not None}
@@ -355,7 +362,7 @@ class Factory:
             self.config.sites, get_overrides(self.ledger, self.name), site_controls(self.ledger, self.name)
         )
         try:
-            groups = list(demand) if demand is not None else await asyncio.to_thread(self.demand.idle_groups)
+            groups = list(demand) if demand is not None else await self.blocking(self.demand.idle_groups)
             demand_ok = True
         except DemandError as exc:
             groups, demand_ok = [], False

@@ -2,12 +2,13 @@
 
 :class:`SimFactory` is :class:`campus_factory.loop.factory.Factory` — the same observe (sites and
 pool), plan inputs (slot ads, health, learned ads), act (submit, cancel) and record (ledger)
-code — through the two hooks the loop offers a simulator:
+code — through the hooks the loop offers a simulator:
 
 * :meth:`make_plan` asks a :class:`~.policies.Policy` (ours is the real planner with the
   factory's match cache; the others are the baselines of the provisioning benchmark);
 * :meth:`new_id` numbers submissions and pilots from a counter instead of ``uuid4``, so that
-  a run is reproducible for a given seed (the planner breaks ties by pilot id).
+  a run is reproducible for a given seed (the planner breaks ties by pilot id);
+* :meth:`blocking` reads the in-memory demand, pool and job runs at once, not in a thread.
 
 Its job tracker reads the simulated pool's running jobs, so job runs reach the ledger with their
 job group and the planner learns each group's runtime from them, as in a real run.
@@ -16,7 +17,8 @@ job group and the planner learns each group's runtime from them, as in a real ru
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import ParamSpec, TypeVar
 
 from ..config import Config
 from ..demand.base import DemandSource
@@ -33,6 +35,9 @@ from .policies import PlannerPolicy, Policy
 from .pool import SimPool
 
 __all__ = ["Clock", "SimFactory"]
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 class Clock:
@@ -75,6 +80,11 @@ class SimFactory(Factory):
         self, groups: Sequence[JobGroup], specs: Sequence[SiteSpec], views: Sequence[PilotView], now: float
     ) -> Plan:
         return self.policy.plan(groups, specs, views, now)
+
+    async def blocking(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """At once: the simulated demand, pool and job source are in memory, and nothing else runs
+        meanwhile on the simulated clock (a thread per read would only cost the hand-offs)."""
+        return fn(*args, **kwargs)
 
 
 class _SimRunGroups(RunGroups):
