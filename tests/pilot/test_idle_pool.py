@@ -4,6 +4,11 @@ A glidein joins, runs one job longer than its site's idle timeout, and the job e
 factory must not take the pilot's time since joining for idleness (it once cancelled pilots
 8-34 s after their last job with ``idle_timeout = 60 s``); it keeps the pilot until the idle
 timeout has passed since the job's end, and then the pilot leaves.
+
+A job queued while every glidein is busy runs on one of them when their jobs end, with no
+factory running: the schedd hands it a finishing job's claim (any idle job of the same submitter
+that matches the claimed slot, whatever its cluster or autocluster), before the glidein's idle
+timeout can start. The planner's claim reuse counts on it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pathlib import Path
 import pytest
 from tests.pilot.test_glidein_pool import cycles, glidein_config, job_field, pool_env, submit
 
+from campus_factory.config import Config
 from campus_factory.ledger import PilotState
 from campus_factory.loop.assemble import build_factory
 
@@ -77,3 +83,48 @@ def test_a_glidein_is_kept_idle_timeout_after_its_last_job_not_after_joining(poo
                 assert t.at >= ended + IDLE_TIMEOUT - 5, history(f, pilot.pilot_id, pool, job)
     finally:
         pool.run("condor_rm", job, check=False)
+
+
+def _fit(cfg: Config) -> Config:
+    """The test site with pilots sized to their jobs, as at a batch site (fill-only START)."""
+    site = cfg.sites[0]
+    site = site.model_copy(update={"slot": site.slot.model_copy(update={"sizing": "fit"})})
+    return cfg.model_copy(update={"sites": (site,)})
+
+
+@pytest.mark.parametrize("provider", ["local", pytest.param("slurm", marks=pytest.mark.slurm)])
+def test_a_job_queued_behind_busy_glideins_runs_on_one_of_them_with_no_factory(
+    pool_env, tmp_path: Path, provider: str, request
+) -> None:
+    pool = pool_env
+    env = request.getfixturevalue("slurm_cluster").env if provider == "slurm" else None
+    tag = "cr" + uuid.uuid4().hex[:6]
+    cfg = _fit(glidein_config(pool, tmp_path, tag, provider, env))
+    assert cfg.sites[0].sizing == "fit"
+    f = build_factory(cfg)
+    busy = [submit(pool, tag, 30) for _ in range(2)]  # one per pilot (max_pilots 2)
+    queued = ""
+    try:
+        assert cycles(f, lambda: all(job_field(pool, c, "JobStatus") == "2" for c in busy), 240), "not both running"
+        f.ledger.close()  # the factory stops: no new pilot for the job queued now
+        queued = submit(pool, tag, 3)
+        deadline = time.monotonic() + 300
+        while not all(job_field(pool, c, "JobStatus") == "4" for c in (*busy, queued)):
+            if time.monotonic() > deadline:
+                why = pool.run("condor_q", "-better-analyze", queued, check=False)
+                slots = pool.run("condor_status", "-af", "Name", "State", "Activity", "Cpus", "Memory", check=False)
+                pytest.fail(f"the queued job never completed:\n{why[-3000:]}\n{slots[-2000:]}")
+            time.sleep(1)
+        hosts = {job_field(pool, c, "LastRemoteHost").split("@")[1] for c in busy}
+        ran_on = job_field(pool, queued, "LastRemoteHost")
+        assert len(hosts) == 2 and ran_on.split("@")[1] in hosts, (ran_on, hosts)
+        # after a busy job ended (on its claim or by a new match), and only once
+        first_end = min(float(job_field(pool, c, "CompletionDate")) for c in busy)
+        assert float(job_field(pool, queued, "JobCurrentStartDate")) >= first_end - 1
+        assert job_field(pool, queued, "NumJobStarts") == "1"
+        # then both pilots leave by their idle timeout; a new factory on the ledger sees them gone
+        f = build_factory(cfg)
+        assert cycles(f, lambda: not f.ledger.live_pilots(tag), 180), "the idle pilots never left"
+    finally:
+        pool.run("condor_rm", *busy, *([queued] if queued else []), check=False)
+        f.ledger.close()
