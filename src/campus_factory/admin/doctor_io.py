@@ -25,6 +25,7 @@ from ..providers import Submission, build_provider
 from ..providers._batch import BatchProvider
 from ..transport.executor import CommandResult, Executor
 from .doctor import PING_LEVELS, Check, PingResult, join_checks, parse_ping, rank_check, token_claims, token_verdict
+from .idle import idle_checks, idle_timeout_checks
 from .probe import locate_schedds
 
 __all__ = ["Doctor"]
@@ -103,6 +104,20 @@ class Doctor:
             return None, _tail(res)
         value = res.stdout.strip()
         return ("" if value == "Not defined" else value), ""
+
+    async def negotiator_address(self) -> tuple[str | None, str]:
+        """The pool's negotiator, as the collector lists it: (address, error)."""
+
+        def locate() -> str | None:
+            import htcondor2
+
+            address = htcondor2.Collector(self.config.pool.collector).locate(htcondor2.DaemonType.Negotiator)
+            return str(address.get("MyAddress") or "") or None
+
+        try:
+            return await _in_thread(locate, self.timeout), ""
+        except Exception as exc:  # the bindings raise their own types; a timeout too
+            return None, f"no negotiator in the collector: {exc or 'no answer'}"
 
     # -- checks -----------------------------------------------------------------------------
     async def check_collector(self) -> Check:
@@ -317,24 +332,22 @@ class Doctor:
         if not pool.offline_ads:
             return [Check("offline ads", "skip", "pool.offline_ads is off")]
 
-        def negotiator_and_ads() -> tuple[str | None, list[Any]]:
+        def offline_ads() -> list[Any]:
             import htcondor2
 
-            coll = htcondor2.Collector(pool.collector)
-            try:
-                neg = coll.locate(htcondor2.DaemonType.Negotiator).get("MyAddress")
-            except Exception:
-                neg = None
             constraint = f'Offline =?= true && CampusFactoryName == "{self.config.factory.name}"'
-            ads = coll.query(htcondor2.AdType.Startd, constraint=constraint, projection=["Name", "CondorVersion"])
-            return neg, list(ads)
+            coll = htcondor2.Collector(pool.collector)
+            return list(
+                coll.query(htcondor2.AdType.Startd, constraint=constraint, projection=["Name", "CondorVersion"])
+            )
 
         try:
-            negotiator, ads = await _in_thread(negotiator_and_ads, self.timeout)
+            ads = await _in_thread(offline_ads, self.timeout)
         except Exception as exc:
             return [Check("offline ads", "fail", f"cannot query the collector: {exc}")]
-        value, error = await self.remote_knob(negotiator, "NEGOTIATOR_PRE_JOB_RANK")
-        checks = [rank_check(value, error or "no negotiator in the collector")]
+        negotiator, error = await self.negotiator_address()
+        value, error = await self.remote_knob(negotiator, "NEGOTIATOR_PRE_JOB_RANK") if negotiator else (None, error)
+        checks = [rank_check(value, error)]
         lacking = [str(a.get("Name")) for a in ads if a.get("CondorVersion") is None]
         if not ads:
             checks.append(
@@ -384,5 +397,8 @@ class Doctor:
             checks.extend(result)
         checks.extend(self.check_joins(sites))
         if self.reachable:
+            checks.extend(await idle_checks(self, sites))
             checks.extend(await self.check_offline())
+        else:
+            checks.extend(idle_timeout_checks(self.config, sites, None, "the collector did not answer"))
         return checks
