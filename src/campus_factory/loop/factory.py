@@ -24,8 +24,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..config import CLOUD_PROVIDERS, Config, SiteConfig
 from ..demand.base import DemandSource
-from ..domain import JobGroup, PilotRequest
-from ..errors import CampusFactoryError, DemandError, PoolError, ProviderError, SubmitError
+from ..domain import JobGroup
+from ..errors import CampusFactoryError, DemandError, PoolError, ProviderError
 from ..ledger import LIVE, CycleRecord, Ledger, PilotEvent, PilotRecord, Update
 from ..ledger.controls import site_controls
 from ..ledger.overrides import get_overrides
@@ -36,7 +36,8 @@ from ..planner.match import MatchCache
 from ..planner.reuse import with_running_jobs
 from ..pool.base import LearnedAds, PilotSlot, PoolView, by_pilot, started_at
 from ..pool.offline import OfflineAdPublisher, publish_site_ads
-from ..providers.base import Provider, Submission
+from ..providers.base import Provider
+from .act import act_site, leave
 from .adjust import apply_budget, effective_sites, has_ceiling
 from .arrivals import ArrivalTracker
 from .drains import serve_drain_requests
@@ -45,7 +46,7 @@ from .idle import IdleTracker
 from .instance_types import InstanceTypes
 from .lease import LeaseKeeper
 from .live import LivePilots, effective
-from .reconcile import ReadMemory, duplicate_job_ids, reconcile, tag_pattern
+from .reconcile import ReadMemory, reconcile, tag_pattern
 from .report import CycleReport
 from .runtimes import RuntimeLearner
 from .usage import JobTracker
@@ -235,64 +236,10 @@ class Factory:
                 self.clock(),
             )
 
-    # -- act ----------------------------------------------------------------------------------
+    # -- act (loop.act) ---------------------------------------------------------------------
     async def _leave(self, site: str, pilots: Sequence[tuple[PilotRecord, str]], graceful: bool) -> int:
         """Ask pilots to leave (or remove them); returns how many the site accepted."""
-        jobs = {p.job_id: (p, why) for p, why in pilots if p.job_id}
-        if not jobs:
-            return 0
-        results = await self.providers[site].cancel(list(jobs), graceful=graceful)
-        ok = [Update(jobs[r.job_id][0].pilot_id, PilotEvent.LEAVE, jobs[r.job_id][1]) for r in results if r.ok]
-        self._apply(ok, self.clock(), [p for p, _ in pilots])
-        return len(ok)
-
-    async def _act_site(self, site: SiteConfig, plan_: Plan, report: CycleReport) -> None:
-        provider = self.providers[site.name]
-        sp = plan_.site(site.name)
-        if sp.cancel:
-            pilots = {p.pilot_id: p for p in self.live.of_site(site.name)}
-            for graceful in (True, False):
-                chosen = [
-                    (pilots[c.pilot_id], c.reason) for c in sp.cancel if c.graceful is graceful and c.pilot_id in pilots
-                ]
-                report.cancelled += await self._leave(site.name, chosen, graceful)
-        slot = (site.slot.cpus, site.slot.memory_mb, site.slot.disk_mb, site.slot.gpus)
-        for *size, n in sp.pilot_sizes(slot):  # one submission (one job array) per pilot size
-            await self._submit(site, provider, n, report, tuple(size), sp.instance_type_of(tuple(size)))
-
-    async def _submit(
-        self, site: SiteConfig, provider: Provider, n: int, report: CycleReport, size: tuple[int, ...], kind: str = ""
-    ) -> None:
-        sub_id = self.new_id()
-        cpus, memory_mb, disk_mb, gpus = size
-        requests = tuple(
-            PilotRequest(f"{site.name}-{self.new_id()}", cpus, memory_mb, disk_mb, gpus, site.walltime, kind)
-            for _ in range(n)
-        )
-        submission = Submission(sub_id, f"{self.tag_prefix}{sub_id}", requests)
-        recorded = self.ledger.record_requests(
-            factory=self.name,
-            site=site.name,
-            submission_id=sub_id,
-            requests=requests,
-            now=self.clock(),
-            detail=f"submission {sub_id}",
-        )
-        self.live.note(recorded)
-        try:
-            submitted = await provider.submit(submission)
-            shared = duplicate_job_ids([s.job_id for s in submitted], self.live.of_site(site.name))
-            if shared:
-                raise SubmitError(f"{site.name}: the site answered job id(s) {shared[:5]} that other pilots hold")
-        except CampusFactoryError as exc:
-            self._apply([Update(r.pilot_id, PilotEvent.SUBMIT_FAILED, str(exc)[:2000]) for r in requests], self.clock())
-            raise
-        self._apply(
-            [Update(s.pilot_id, PilotEvent.SUBMITTED, f"job {s.job_id}", job_id=s.job_id) for s in submitted],
-            self.clock(),
-        )
-        report.submitted += len(submitted)
-        log.info("%s: submitted %d pilot(s) as %s", site.name, len(submitted), ", ".join(s.job_id for s in submitted))
+        return await leave(self, site, pilots, graceful)
 
     async def _operator_requests(self, report: CycleReport) -> None:
         """Drain requests queued by operators (API): ask each pilot to leave, once."""
@@ -401,7 +348,7 @@ class Factory:
             current = report.plan
 
             async def act(site: SiteConfig) -> None:
-                await guarded(site, lambda: self._act_site(site, current, report), "act", report)
+                await guarded(site, lambda: act_site(self, site, current, report), "act", report)
 
             await asyncio.gather(*(act(s) for s in sites if s.name not in unhealthy))
             await self._publish_offline(specs, report)
