@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
+from tests.loop.fakes import Clock, Jobs
+
 from campus_factory.config import parse_config
 from campus_factory.demand import StaticDemand
 from campus_factory.domain import JobGroup
@@ -18,22 +20,6 @@ from campus_factory.pool.htcondor import RunningJob
 from campus_factory.providers.fake import FakeProvider
 
 T0 = 1_000_000.0
-
-
-class Clock:
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
-class Jobs:
-    def __init__(self) -> None:
-        self.running: list[RunningJob] = []
-
-    def running_jobs(self) -> list[RunningJob]:
-        return list(self.running)
 
 
 class Seen(Factory):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.loop.fakes import Clock, Jobs
 
 from campus_factory.config import parse_config
 from campus_factory.demand import StaticDemand
@@ -27,29 +28,6 @@ from campus_factory.pool.htcondor import RunningJob
 from campus_factory.providers.fake import FakeProvider
 
 T0 = 1_000_000.0
-Key = tuple[str, str, float]
-
-
-class Clock:
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
-class Jobs:
-    """Jobs on pilots as the collector lists them, and their ends as the schedd's history has them."""
-
-    def __init__(self) -> None:
-        self.running: list[RunningJob] = []
-        self.ends: dict[Key, float | bool] = {}
-
-    def running_jobs(self) -> list[RunningJob]:
-        return list(self.running)
-
-    def run_ends(self, runs: list[Key]) -> dict[Key, float | bool]:
-        return {k: v for k, v in self.ends.items() if k in runs}
 
 
 class NoArrivals:

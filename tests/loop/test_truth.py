@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from tests.loop.fakes import Clock, History, Jobs
+
 from campus_factory.config import parse_config
 from campus_factory.demand import StaticDemand
 from campus_factory.domain import JobGroup, PilotRequest
-from campus_factory.errors import PoolError
 from campus_factory.ledger import Ledger, PilotEvent, PilotState, Update
 from campus_factory.ledger.accounting import account, pilot_jobs
 from campus_factory.loop.factory import Factory
@@ -20,48 +21,6 @@ from campus_factory.loop.usage import MAX_UNANSWERED, JobTracker
 from campus_factory.pool.htcondor import FinishedRun, RunningJob, run_end
 from campus_factory.providers.base import JobState
 from campus_factory.providers.fake import FakeProvider
-
-Key = tuple[str, str, float]
-
-
-class Clock:
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
-class Jobs:
-    """Jobs on pilots as the collector lists them, and their ends as the schedd's history has them."""
-
-    def __init__(self) -> None:
-        self.running: list[RunningJob] = []
-        self.ends: dict[Key, float | bool | None] = {}
-        self.asked: list[list[Key]] = []
-
-    def running_jobs(self) -> list[RunningJob]:
-        return list(self.running)
-
-    def run_ends(self, runs: list[Key]) -> dict[Key, float | bool | None]:
-        self.asked.append(list(runs))
-        return {k: v for k, v in self.ends.items() if k in runs}
-
-
-class History(Jobs):
-    """As :class:`Jobs`, and the schedds' history of finished jobs (``since`` as HTCondor's)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.finished: list[FinishedRun] = []
-        self.since: list[float] = []
-        self.fail = False
-
-    def finished_runs(self, since: float) -> list[FinishedRun]:
-        if self.fail:
-            raise PoolError("schedd down")
-        self.since.append(since)
-        return [r for r in self.finished if r.ended_at >= since]
 
 
 def _ledger(tmp_path: Path, name: str = "l") -> Ledger:
