@@ -74,6 +74,19 @@ def test_config_check_example() -> None:
     assert "2 site(s)" in result.stdout
 
 
+def test_config_check_warns_of_glideins_that_may_leave_before_a_negotiation(tmp_path: Path) -> None:
+    """idle_timeout 90 s checked every 60 s: a glidein may leave 30 s after its last claim, before
+    a negotiator running every 60 s (HTCondor's default, assumed without a pool) matches it."""
+    short = tmp_path / "short.toml"
+    short.write_text(EXAMPLE.read_text(encoding="utf-8").replace('idle_timeout = "10m"', 'idle_timeout = "90s"', 1))
+    result = invoke("config", "check", str(short))
+    assert result.exit_code == 0, result.output  # a warning, not an error
+    assert "warning: idle timeout [alpha]: a glidein may leave 30 s after its last claim" in result.stderr
+    assert "NEGOTIATOR_INTERVAL assumed 60 s" in result.stderr and "above 120 s" in result.stderr
+    assert "idle timeout" not in invoke("config", "check", str(EXAMPLE)).stderr  # 10 and 15 minutes: fine
+    assert result.stdout.startswith("OK")
+
+
 def test_config_check_uses_the_config_option() -> None:
     result = invoke("-c", str(EXAMPLE), "config", "check")
     assert result.exit_code == 0, result.output

@@ -120,9 +120,13 @@ def config_check(ctx: click.Context, file: str | None) -> None:
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         ctx.exit(1)
+    from ..admin.idle import idle_timeout_checks
     from ..config.host import host_findings
 
     findings = host_findings(cfg)
+    # glideins that may leave before a negotiation cycle (doctor asks the running negotiator)
+    idle = idle_timeout_checks(cfg, cfg.sites, None, "config check reads no pool; doctor asks the negotiator")
+    findings += [("warning", c.name, f"{c.message}. {c.hint}") for c in idle if c.status == "warn"]
     for severity, key, message in findings:
         click.echo(f"{severity}: {key}: {message}", err=True)
     if any(severity == "error" for severity, _, _ in findings):
