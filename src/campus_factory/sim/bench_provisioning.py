@@ -215,12 +215,7 @@ def render_markdown(bench: ProvisioningBench, command: str, machine: str, date: 
         "| workload | policy | waste | wait p50 | wait p95 | spend |",
         "|---|---|---|---|---|---|",
     ]
-    for wl, per in bench.runs.items():
-        for name, s in per.items():
-            lines.append(
-                f"| {wl} | {name} | {s['waste_pct']:.1f} % | {s['wait_p50_s']:.0f} s | {s['wait_p95_s']:.0f} s "
-                f"| ${s['cost']:.2f} |"
-            )
+    lines += [_workload_row(wl, name, s) for wl, per in bench.runs.items() for name, s in per.items()]
     lines += ["", *target_lines(bench.policies)]
     if bench.extra_runs:
         lines += ["", *extra_section(bench)]
@@ -232,6 +227,15 @@ def render_markdown(bench: ProvisioningBench, command: str, machine: str, date: 
         MARK_END,
     ]
     return "\n".join(lines)
+
+
+def _workload_row(wl: str, name: str, s: Mapping[str, Any], *, latency: bool = False) -> str:
+    """One workload's row of one policy: waste, waits, spend (and the pilots' start latency)."""
+    row = (
+        f"| {wl} | {name} | {s['waste_pct']:.1f} % | {s['wait_p50_s']:.0f} s | {s['wait_p95_s']:.0f} s "
+        f"| ${s['cost']:.2f} |"
+    )
+    return row + f" {s['start_latency_p50_s']:.0f} s |" if latency else row
 
 
 def extra_section(bench: ProvisioningBench) -> list[str]:
@@ -248,12 +252,9 @@ def extra_section(bench: ProvisioningBench) -> list[str]:
         "| workload | policy | waste | wait p50 | wait p95 | spend | pilot start latency p50 |",
         "|---|---|---|---|---|---|---|",
     ]
-    for wl, per in bench.extra_runs.items():
-        for name, s in per.items():
-            lines.append(
-                f"| {wl} | {name} | {s['waste_pct']:.1f} % | {s['wait_p50_s']:.0f} s | {s['wait_p95_s']:.0f} s "
-                f"| ${s['cost']:.2f} | {s['start_latency_p50_s']:.0f} s |"
-            )
+    lines += [
+        _workload_row(wl, name, s, latency=True) for wl, per in bench.extra_runs.items() for name, s in per.items()
+    ]
     for wl, per in bench.extra_runs.items():
         lines += ["", *extra_target_lines(wl, per)]
     return lines
